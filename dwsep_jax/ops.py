@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from dwsep_jax import _args
+from dwsep_jax import _args, depthwise_impls
 from dwsep_jax._args import PaddingLike
 from dwsep_jax.activations import Activation, get_activation
 
@@ -286,62 +286,6 @@ def _depthwise_lax(x, kernel, geom, pads, precision, preferred_element_type):
     )
 
 
-def _depthwise_shift(
-    x, kernel, geom, pads, multiplier, precision, preferred_element_type
-):
-    """Depthwise conv as ``prod(K)`` strided slices times per-channel weights.
-
-    XLA's grouped convolution is slow on CPU; this formulation is a sum of
-    elementwise products that XLA fuses into one loop over the output.
-    """
-    del precision
-    out_dtype = preferred_element_type or x.dtype
-    acc_dtype = jnp.promote_types(out_dtype, jnp.float32)
-    n = geom.num_spatial
-    first = 2 if geom.channels_first else 1
-    widths = [(0, 0)] * x.ndim
-    for axis, pair in enumerate(pads):
-        widths[first + axis] = pair
-    x = jnp.pad(x, widths)
-    c, m = geom.channels, multiplier
-    k = kernel.reshape((*geom.kernel_size, c, m)).astype(acc_dtype)
-    if geom.channels_first:
-        x = x[:, :, None] if m > 1 else x
-        k_shape = (c, m) + (1,) * n if m > 1 else (c,) + (1,) * n
-        spatial_first = first + (1 if m > 1 else 0)
-    else:
-        x = x[..., None] if m > 1 else x
-        k_shape = (c, m) if m > 1 else (c,)
-        spatial_first = first
-    acc = None
-    for idx in _iter_offsets(geom.kernel_size):
-        start = [0] * x.ndim
-        limit = list(x.shape)
-        step = [1] * x.ndim
-        for axis in range(n):
-            a = spatial_first + axis
-            start[a] = idx[axis] * geom.dilation[axis]
-            limit[a] = start[a] + (geom.out_spatial[axis] - 1) * geom.strides[axis] + 1
-            step[a] = geom.strides[axis]
-        window = lax.slice(x, start, limit, step).astype(acc_dtype)
-        term = window * k[idx].reshape(k_shape)
-        acc = term if acc is None else acc + term
-    if geom.channels_first and m > 1:
-        acc = acc.reshape((acc.shape[0], c * m, *acc.shape[3:]))
-    elif m > 1:
-        acc = acc.reshape((*acc.shape[:-2], c * m))
-    return acc.astype(out_dtype)
-
-
-def _iter_offsets(kernel_size: Sequence[int]):
-    if not kernel_size:
-        yield ()
-        return
-    for i in range(kernel_size[0]):
-        for rest in _iter_offsets(kernel_size[1:]):
-            yield (i, *rest)
-
-
 def depthwise_conv(
     inputs: Array,
     kernel: Array,
@@ -413,8 +357,8 @@ def depthwise_conv(
     if impl == "lax":
         y = _depthwise_lax(x, kernel, geom, pads, precision, preferred_element_type)
     else:
-        y = _depthwise_shift(
-            x, kernel, geom, pads, multiplier, precision, preferred_element_type
+        y = depthwise_impls.depthwise_shift(
+            x, kernel, geom, pads, multiplier, preferred_element_type
         )
     return _finish(y, geom, features, bias, act)
 
