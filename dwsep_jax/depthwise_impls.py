@@ -1,6 +1,7 @@
-"""Alternative implementations of the depthwise step, chosen by ``impl=``.
+"""Implementations of the depthwise step, chosen by ``impl=``.
 
-Each function takes the flattened ``(N, ...)`` input, the HWIO-like kernel
+``'lax'`` (grouped ``lax.conv_general_dilated``) lives in :mod:`dwsep_jax.ops`;
+the alternatives registered in :data:`IMPLS` each take the flattened ``(N, ...)`` input, the HWIO-like kernel
 ``(*K, 1, C*M)``, the resolved :class:`dwsep_jax.ops.ConvGeometry` and explicit
 zero padding, and returns ``(N, *S', C*M)`` (or channels-first).
 """
@@ -66,3 +67,25 @@ def depthwise_shift(
     elif m > 1:
         acc = acc.reshape((*acc.shape[:-2], c * m))
     return acc.astype(out_dtype)
+
+
+#: Non-lax depthwise implementations by name.
+IMPLS = {"shift": depthwise_shift}
+#: Every accepted ``impl=`` value.
+IMPL_NAMES = ("auto", "lax", *IMPLS)
+
+
+def resolve_impl(
+    impl: str, geom: Any, multiplier: int, inputs: Any, kernel: Any
+) -> str:
+    """Turns ``impl`` into a concrete implementation name.
+
+    ``'auto'`` picks ``'shift'`` on CPU, where XLA's grouped convolution is slow,
+    and ``'lax'`` on GPU/TPU.
+    """
+    del geom, multiplier, inputs, kernel
+    if impl not in IMPL_NAMES:
+        raise ValueError(f"impl={impl!r}; expected one of {IMPL_NAMES}.")
+    if impl != "auto":
+        return impl
+    return "shift" if jax.default_backend() == "cpu" else "lax"

@@ -37,7 +37,6 @@ from dwsep_jax.activations import Activation, get_activation
 Array = jax.Array
 IntOrSeq = int | Sequence[int]
 
-DEPTHWISE_IMPLS = ("auto", "lax", "shift")
 POINTWISE_IMPLS = ("auto", "dot", "lax")
 
 
@@ -264,14 +263,6 @@ def depthwise_geometry(
     return geom, multiplier
 
 
-def _resolve_impl(impl: str, choices: Sequence[str], name: str = "impl") -> str:
-    if impl not in choices:
-        raise ValueError(f"{name}={impl!r}; expected one of {tuple(choices)}.")
-    if impl != "auto":
-        return impl
-    return "shift" if jax.default_backend() == "cpu" else "lax"
-
-
 def _depthwise_lax(x, kernel, geom, pads, precision, preferred_element_type):
     return lax.conv_general_dilated(
         x,
@@ -348,7 +339,7 @@ def depthwise_conv(
     features = geom.channels * multiplier
     _check_bias(bias, features, "bias")
     act = get_activation(activation)
-    impl = _resolve_impl(impl, DEPTHWISE_IMPLS)
+    impl = depthwise_impls.resolve_impl(impl, geom, multiplier, inputs, kernel)
 
     dtype = _compute_dtype(inputs, kernel)
     x = _flatten_batch(jnp.asarray(inputs, dtype), geom)
@@ -357,7 +348,7 @@ def depthwise_conv(
     if impl == "lax":
         y = _depthwise_lax(x, kernel, geom, pads, precision, preferred_element_type)
     else:
-        y = depthwise_impls.depthwise_shift(
+        y = depthwise_impls.IMPLS[impl](
             x, kernel, geom, pads, multiplier, preferred_element_type
         )
     return _finish(y, geom, features, bias, act)
