@@ -1,9 +1,10 @@
 """Implementations of the depthwise step, chosen by ``impl=``.
 
 ``'lax'`` (grouped ``lax.conv_general_dilated``) lives in :mod:`dwsep_jax.ops`;
-the alternatives registered in :data:`IMPLS` each take the flattened ``(N, ...)`` input, the HWIO-like kernel
-``(*K, 1, C*M)``, the resolved :class:`dwsep_jax.ops.ConvGeometry` and explicit
-zero padding, and returns ``(N, *S', C*M)`` (or channels-first).
+the alternatives registered in :data:`IMPLS` each take the flattened ``(N, ...)``
+input, the HWIO-like kernel ``(*K, 1, C*M)``, the resolved
+:class:`dwsep_jax.ops.ConvGeometry` and explicit zero padding, and returns
+``(N, *S', C*M)`` (or channels-first).
 """
 
 from __future__ import annotations
