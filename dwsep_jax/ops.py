@@ -123,6 +123,12 @@ def resolve_geometry(
     batch_shape, spatial, channels = _args.split_input(
         tuple(input_shape), num_spatial, channels_first, name
     )
+    for axis, size in enumerate(spatial):
+        if size < 1:
+            raise ValueError(
+                f"{name} has shape {tuple(input_shape)}: spatial axis {axis} has size "
+                f"{size}; expected every spatial size >= 1."
+            )
     strides = _args.to_tuple(strides, num_spatial, "strides")
     dilation = _args.to_tuple(dilation, num_spatial, "dilation")
     pairs, mode = _args.resolve_padding(
@@ -173,8 +179,45 @@ def _fill_pad(x: Array, geom: ConvGeometry) -> tuple[Array, tuple]:
     return jnp.pad(x, widths, mode=geom.pad_mode), ((0, 0),) * geom.num_spatial
 
 
+_HALF_DTYPES = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+
+
 def _compute_dtype(*xs: Any) -> Any:
     return jnp.result_type(*xs)
+
+
+def _check_preferred_element_type(preferred_element_type: Any) -> None:
+    if preferred_element_type is None:
+        return
+    try:
+        dtype = jnp.dtype(preferred_element_type)
+    except TypeError as err:
+        raise TypeError(
+            f"preferred_element_type={preferred_element_type!r} is not a dtype; "
+            "expected None or a floating dtype such as jnp.float32."
+        ) from err
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(
+            f"preferred_element_type={preferred_element_type!r}; expected None or a "
+            "floating dtype such as jnp.float32."
+        )
+
+
+def _precision_plan(dtype: Any, preferred_element_type: Any) -> tuple[Any, Any]:
+    """Returns ``(accumulation dtype passed to XLA, output dtype)``.
+
+    By default the output keeps the dtype of the inputs; bfloat16 and float16
+    products are accumulated in float32 and cast back at the end (after bias and
+    activation), so long reductions do not lose precision. An explicit
+    ``preferred_element_type`` sets both.
+    """
+    if preferred_element_type is not None:
+        out = jnp.dtype(preferred_element_type)
+        return out, out
+    dtype = jnp.dtype(dtype)
+    if dtype in _HALF_DTYPES:
+        return jnp.dtype(jnp.float32), dtype
+    return None, dtype
 
 
 def _finish(
@@ -183,15 +226,17 @@ def _finish(
     features: int,
     bias: Array | None,
     activation: Activation | None,
+    out_dtype: Any,
 ) -> Array:
     y = y.reshape(geom.output_shape(features))
     if bias is not None:
+        bias = jnp.asarray(bias)
         if geom.channels_first:
             bias = bias.reshape((features,) + (1,) * geom.num_spatial)
         y = y + bias.astype(y.dtype)
     if activation is not None:
         y = activation(y)
-    return y
+    return y.astype(out_dtype)
 
 
 def _check_bias(bias: Any, features: int, name: str) -> None:
@@ -338,31 +383,34 @@ def depthwise_conv(
     )
     features = geom.channels * multiplier
     _check_bias(bias, features, "bias")
+    _check_preferred_element_type(preferred_element_type)
     act = get_activation(activation)
     impl = depthwise_impls.resolve_impl(impl, geom, multiplier, inputs, kernel)
 
     dtype = _compute_dtype(inputs, kernel)
+    acc_dtype, out_dtype = _precision_plan(dtype, preferred_element_type)
     x = _flatten_batch(jnp.asarray(inputs, dtype), geom)
     x, pads = _fill_pad(x, geom)
     kernel = jnp.asarray(kernel, dtype)
     if impl == "lax":
-        y = _depthwise_lax(x, kernel, geom, pads, precision, preferred_element_type)
+        y = _depthwise_lax(x, kernel, geom, pads, precision, acc_dtype)
     else:
-        y = depthwise_impls.IMPLS[impl](
-            x, kernel, geom, pads, multiplier, preferred_element_type
-        )
-    return _finish(y, geom, features, bias, act)
+        y = depthwise_impls.IMPLS[impl](x, kernel, geom, pads, multiplier, acc_dtype)
+    return _finish(y, geom, features, bias, act, out_dtype)
 
 
-def _pointwise_kernel_2d(kernel: Any) -> tuple[tuple[int, int], int | None]:
+def _pointwise_kernel_2d(
+    kernel: Any, name: str = "kernel"
+) -> tuple[tuple[int, int], int | None]:
     shape = _args.as_numpy_shape(kernel)
     if len(shape) == 2:
         return (shape[0], shape[1]), None
     if len(shape) in (3, 4, 5) and all(k == 1 for k in shape[:-2]):
         return (shape[-2], shape[-1]), len(shape) - 2
     raise ValueError(
-        f"kernel has shape {shape}; a pointwise kernel must be (C_in, F) or a 1x1 "
-        "HWIO kernel (1, ..., 1, C_in, F)."
+        f"{name} has shape {shape}; a pointwise kernel must be (C_in, F) or a 1x1 "
+        "HWIO kernel (1, ..., 1, C_in, F). Convert PyTorch (F, C_in, 1, ...) "
+        "weights with dwsep_jax.convert.pointwise_from_torch."
     )
 
 
@@ -410,8 +458,14 @@ def pointwise_conv(
                 "ambiguous; give an explicit layout such as 'NCHW' or a 1x1 HWIO "
                 "kernel."
             )
-        else:
+        elif isinstance(data_format, str) and 3 <= len(data_format) <= 5:
             num_spatial = len(data_format) - 2
+        else:
+            raise ValueError(
+                f"data_format={data_format!r} is not a valid layout; expected "
+                "'channels_last', 'channels_first' or one of 'NWC', 'NCW', 'NHWC', "
+                "'NCHW', 'NDHWC', 'NCDHW'."
+            )
     geom = resolve_geometry(
         _args.as_numpy_shape(inputs),
         (1,) * num_spatial,
@@ -424,9 +478,11 @@ def pointwise_conv(
             f"{_args.as_numpy_shape(kernel)} expects {c_in} input channels."
         )
     _check_bias(bias, features, "bias")
+    _check_preferred_element_type(preferred_element_type)
     act = get_activation(activation)
 
     dtype = _compute_dtype(inputs, kernel)
+    acc_dtype, out_dtype = _precision_plan(dtype, preferred_element_type)
     x = _flatten_batch(jnp.asarray(inputs, dtype), geom)
     w = jnp.asarray(kernel, dtype).reshape(c_in, features)
     if impl == "lax":
@@ -437,7 +493,7 @@ def pointwise_conv(
             padding="VALID",
             dimension_numbers=geom.dimension_numbers,
             precision=precision,
-            preferred_element_type=preferred_element_type,
+            preferred_element_type=acc_dtype,
         )
     else:
         axis = geom.channel_axis
@@ -446,11 +502,11 @@ def pointwise_conv(
             w,
             (((axis,), (0,)), ((), ())),
             precision=precision,
-            preferred_element_type=preferred_element_type,
+            preferred_element_type=acc_dtype,
         )
         if geom.channels_first:
             y = jnp.moveaxis(y, -1, 1)
-    return _finish(y, geom, features, bias, act)
+    return _finish(y, geom, features, bias, act, out_dtype)
 
 
 def separable_conv(
@@ -493,15 +549,28 @@ def separable_conv(
     Returns:
       ``(*batch, *S', F)``. Cost: ``prod(S') * C * M * (prod(K) + F)``.
     """
+    num_spatial = _kernel_spatial_rank(depthwise_kernel, "depthwise_kernel")
     pw_shape = _args.as_numpy_shape(pointwise_kernel)
-    (c_mid, _), _ = _pointwise_kernel_2d(pointwise_kernel)
+    (c_mid, features), pw_spatial = _pointwise_kernel_2d(
+        pointwise_kernel, "pointwise_kernel"
+    )
     dw_shape = _args.as_numpy_shape(depthwise_kernel)
-    if len(dw_shape) >= 1 and dw_shape[-1] != c_mid:
+    if dw_shape[-1] != c_mid:
         raise ValueError(
             f"pointwise_kernel has shape {pw_shape}, expecting {c_mid} input channels, "
             f"but depthwise_kernel of shape {dw_shape} produces {dw_shape[-1]}."
         )
-    num_spatial = _kernel_spatial_rank(depthwise_kernel, "depthwise_kernel")
+    if pw_spatial is not None and pw_spatial != num_spatial:
+        raise ValueError(
+            f"pointwise_kernel has shape {pw_shape} ({pw_spatial}-D) but "
+            f"depthwise_kernel of shape {dw_shape} is {num_spatial}-D."
+        )
+    _args.check_floating(pointwise_kernel, "pointwise_kernel")
+    _check_bias(bias, features, "bias")
+    intermediate_activation = get_activation(
+        intermediate_activation, "intermediate_activation"
+    )
+    activation = get_activation(activation)
     layout = data_format
     if data_format == "channels_first":
         layout = _args.layout_strings(num_spatial, True)[0]
@@ -584,9 +653,11 @@ def conv(
             f"{geom.channels // groups}."
         )
     _check_bias(bias, features, "bias")
+    _check_preferred_element_type(preferred_element_type)
     act = get_activation(activation)
 
     dtype = _compute_dtype(inputs, kernel)
+    acc_dtype, out_dtype = _precision_plan(dtype, preferred_element_type)
     x = _flatten_batch(jnp.asarray(inputs, dtype), geom)
     x, pads = _fill_pad(x, geom)
     y = lax.conv_general_dilated(
@@ -598,6 +669,6 @@ def conv(
         dimension_numbers=geom.dimension_numbers,
         feature_group_count=groups,
         precision=precision,
-        preferred_element_type=preferred_element_type,
+        preferred_element_type=acc_dtype,
     )
-    return _finish(y, geom, features, bias, act)
+    return _finish(y, geom, features, bias, act, out_dtype)
