@@ -1,10 +1,15 @@
 """Flax linen modules over the functional core in :mod:`dwsep_jax.ops`.
 
 The modules are N-dimensional: the number of spatial axes comes from
-``num_spatial_dims``, else from the length of a sequence ``kernel_size``, else
-from the input rank (one batch axis assumed). The ``*1D`` / ``*2D`` / ``*3D``
-variants fix ``num_spatial_dims``, so ``DepthwiseConv2D(kernel_size=5)`` always
-builds a 5x5 kernel.
+``num_spatial_dims``, else from the length of a sequence ``kernel_size``,
+``strides`` or ``dilation``, else from the input rank (one batch axis assumed).
+The ``*1D`` / ``*2D`` / ``*3D`` variants fix ``num_spatial_dims``, so
+``DepthwiseConv2D(kernel_size=5)`` always builds a 5x5 kernel and
+``DepthwiseConv2D(kernel_size=(5, 5, 5))`` is an error at construction.
+
+Every field is checked when the module is constructed, before any input is seen:
+kernel size, strides, dilation, padding, data format, channel multiplier,
+activation names and the depthwise ``impl``.
 
 Parameter trees read as the architecture::
 
@@ -12,7 +17,13 @@ Parameter trees read as the architecture::
     PointwiseConv   {'kernel': (C, F), 'bias': (F,)}
     SeparableConv   {'depthwise': {'kernel': (*K, 1, C*M)},
                      'pointwise': {'kernel': (C*M, F)}, 'bias': (F,)}
-    Conv            {'kernel': (*K, C, F), 'bias': (F,)}
+    Conv            {'kernel': (*K, C / G, F), 'bias': (F,)}
+
+Keras names map as follows: ``filters`` is ``features``, ``dilation_rate`` is
+``dilation``, ``depth_multiplier`` is accepted as an alias of
+``channel_multiplier``, and ``depthwise_initializer`` / ``pointwise_initializer``
+/ ``bias_initializer`` are ``depthwise_init`` / ``pointwise_init`` /
+``bias_init``.
 """
 
 from __future__ import annotations
@@ -26,41 +37,149 @@ import jax.numpy as jnp
 from flax.linen.dtypes import promote_dtype
 from jax import lax
 
-from dwsep_jax import _args, ops
+from dwsep_jax import _args, depthwise_impls, ops
 from dwsep_jax.activations import Activation, get_activation
 from dwsep_jax.initializers import depthwise_lecun_normal
 
 Initializer = Callable[..., jax.Array]
-_MULTIPLIER_HINT = (
+
+MULTIPLIER_HINT = (
     " channel_multiplier (Keras: depth_multiplier) is the integer number of "
     "depthwise filters per input channel; the network-wide width multiplier "
-    "(alpha) belongs to the model, not to a layer."
+    "(alpha, a float that scales every layer's channels) belongs to the model, "
+    "not to a layer."
 )
+_DATA_FORMATS = ("channels_last", "channels_first", "NWC", "NCW", "NHWC", "NCHW")
+_DATA_FORMATS += ("NDHWC", "NCDHW")
 
 
-def _check_kernel_size(kernel_size: Any, num_spatial_dims: int | None) -> None:
-    if _args.is_int(kernel_size):
-        _args.check_positive_int(kernel_size, "kernel_size")
-        return
-    if not isinstance(kernel_size, Sequence) or isinstance(kernel_size, str):
-        raise TypeError(
-            f"kernel_size={kernel_size!r} of type {type(kernel_size).__name__}; "
-            "expected an int or a sequence of ints."
+def _is_seq(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str)
+
+
+def static_spatial_dims(num_spatial_dims: int | None, **per_axis: Any) -> int | None:
+    """Number of spatial axes known before any input is seen, or ``None``.
+
+    Args:
+      num_spatial_dims: an explicit 1, 2 or 3, or ``None``.
+      **per_axis: per-axis arguments (``kernel_size=...``, ``strides=...``); each
+        sequence among them fixes the number of axes, and all must agree.
+
+    Raises:
+      ValueError: ``num_spatial_dims`` is not 1, 2 or 3, or the per-axis
+        arguments disagree with it or with each other.
+    """
+    if num_spatial_dims is not None and (
+        not _args.is_int(num_spatial_dims) or num_spatial_dims not in (1, 2, 3)
+    ):
+        raise ValueError(f"num_spatial_dims={num_spatial_dims!r}; expected 1, 2 or 3.")
+    n, source = num_spatial_dims, "num_spatial_dims"
+    for name, value in per_axis.items():
+        if not _is_seq(value):
+            continue
+        if n is None:
+            if len(value) not in (1, 2, 3):
+                raise ValueError(
+                    f"{name}={value!r} has {len(value)} entries, so {len(value)} "
+                    "spatial axes; expected 1, 2 or 3."
+                )
+            n, source = len(value), f"{name}={value!r}"
+        elif len(value) != n:
+            raise ValueError(
+                f"{name}={value!r} has {len(value)} entries but {source} gives {n} "
+                f"spatial axes; expected an int or a sequence of {n} ints."
+            )
+    return n
+
+
+def check_conv_fields(
+    *,
+    kernel_size: Any,
+    strides: Any = 1,
+    dilation: Any = 1,
+    padding: Any = "SAME",
+    data_format: str | None = None,
+    num_spatial_dims: int | None = None,
+    impl: str | None = None,
+) -> int | None:
+    """Validates the geometry fields of a conv module; returns the static rank.
+
+    Every check runs on Python values, so a module with a bad field fails when it
+    is constructed, with a message that names the field and the value given.
+    """
+    n = static_spatial_dims(
+        num_spatial_dims, kernel_size=kernel_size, strides=strides, dilation=dilation
+    )
+    for name, value in (
+        ("kernel_size", kernel_size),
+        ("strides", strides),
+        ("dilation", dilation),
+    ):
+        if n is None:
+            _args.check_positive_int(value, name)
+        else:
+            _args.to_tuple(value, n, name)
+    if n is not None:
+        ksize = _args.to_tuple(kernel_size, n, "kernel_size")
+        _args.resolve_padding(
+            padding,
+            ksize,
+            ksize,
+            _args.to_tuple(strides, n, "strides"),
+            _args.to_tuple(dilation, n, "dilation"),
         )
-    n = num_spatial_dims if num_spatial_dims is not None else len(kernel_size)
-    if n not in (1, 2, 3):
+        if data_format is not None:
+            _args.parse_data_format(data_format, n)
+    else:
+        if isinstance(padding, str) or _args.is_int(padding):
+            _args.resolve_padding(padding, (1,), (1,), (1,), (1,))
+        elif not _is_seq(padding):
+            raise TypeError(
+                f"padding={padding!r} of type {type(padding).__name__}; expected a "
+                "string, an int or a per-axis sequence."
+            )
+        if data_format is not None and data_format not in _DATA_FORMATS:
+            raise ValueError(
+                f"data_format={data_format!r}; expected one of {_DATA_FORMATS}."
+            )
+    if impl is not None and impl not in depthwise_impls.IMPL_NAMES:
+        names = depthwise_impls.IMPL_NAMES
+        raise ValueError(f"impl={impl!r}; expected one of {names}.")
+    return n
+
+
+def resolve_multiplier(channel_multiplier: Any, depth_multiplier: Any) -> int:
+    """The channel multiplier ``M`` from ``channel_multiplier`` or its Keras alias.
+
+    Raises:
+      TypeError: a non-integer value (``2.0`` and ``0.25`` included).
+      ValueError: a value below 1, or two values that disagree.
+    """
+    value = _args.check_positive_int(
+        channel_multiplier, "channel_multiplier", MULTIPLIER_HINT
+    )
+    if depth_multiplier is None:
+        return value
+    depth = _args.check_positive_int(
+        depth_multiplier, "depth_multiplier", MULTIPLIER_HINT
+    )
+    if value not in (1, depth):
         raise ValueError(
-            f"kernel_size={kernel_size!r} gives {len(kernel_size)} spatial axes; "
-            "expected 1, 2 or 3."
+            f"channel_multiplier={value} and depth_multiplier={depth} disagree; "
+            "give one of them."
         )
-    _args.to_tuple(tuple(kernel_size), n, "kernel_size")
+    return depth
 
 
 def _num_spatial(module: Any, inputs: jax.Array) -> int:
-    if module.num_spatial_dims is not None:
-        return module.num_spatial_dims
-    if not _args.is_int(module.kernel_size):
-        return len(module.kernel_size)
+    n = static_spatial_dims(
+        module.num_spatial_dims,
+        kernel_size=module.kernel_size,
+        strides=module.strides,
+        dilation=module.dilation,
+    )
+    if n is not None:
+        return n
     n = inputs.ndim - 2
     if n not in (1, 2, 3):
         raise ValueError(
@@ -71,28 +190,11 @@ def _num_spatial(module: Any, inputs: jax.Array) -> int:
     return n
 
 
-def _check_spatial_dims(value: int | None) -> None:
-    if value is not None and value not in (1, 2, 3):
-        raise ValueError(f"num_spatial_dims={value!r}; expected 1, 2 or 3.")
-
-
-def _multiplier(module: Any) -> int:
-    value = module.channel_multiplier
-    if module.depth_multiplier is not None:
-        depth = _args.check_positive_int(
-            module.depth_multiplier, "depth_multiplier", _MULTIPLIER_HINT
-        )
-        if value not in (1, depth):
-            raise ValueError(
-                f"channel_multiplier={value} and depth_multiplier={depth} disagree; "
-                "give one of them."
-            )
-        return depth
-    return _args.check_positive_int(value, "channel_multiplier", _MULTIPLIER_HINT)
-
-
-def _channels_first(data_format: str | None, n: int) -> bool:
-    return data_format is not None and _args.parse_data_format(data_format, n)
+def _layout(data_format: str | None, n: int) -> str | None:
+    """``data_format`` with 'channels_first' spelled out for ``n`` spatial axes."""
+    if data_format == "channels_first":
+        return _args.layout_strings(n, True)[0]
+    return data_format
 
 
 def _input_channels(inputs: jax.Array, n: int, data_format: str | None) -> int:
@@ -104,22 +206,31 @@ def _input_channels(inputs: jax.Array, n: int, data_format: str | None) -> int:
 class DepthwiseConv(nn.Module):
     """Depthwise convolution with ``channel_multiplier`` filters per channel.
 
+    ``(*batch, *S, C) -> (*batch, *S', C * M)`` (or channels-first), with any
+    number of batch axes; cost ``prod(S') * C * M * prod(K)`` multiply-adds.
+
     Attributes:
       kernel_size: int (every spatial axis) or per-axis ints.
-      channel_multiplier: ``M``, filters per input channel (output ``C * M``).
+      channel_multiplier: ``M``, a positive int: filters per input channel.
       depth_multiplier: Keras name for ``channel_multiplier``.
-      strides, padding, dilation: see :func:`dwsep_jax.ops.depthwise_conv`.
+      strides: int or per-axis ints.
+      padding: 'SAME', 'VALID', 'CAUSAL', 'REFLECT', 'CIRCULAR', 'EDGE', an int,
+        per-axis ints or per-axis ``(low, high)`` pairs (see
+        :func:`dwsep_jax.ops.depthwise_conv`).
+      dilation: kernel dilation (Flax: ``kernel_dilation``), int or per-axis.
       use_bias: add a ``(C * M,)`` bias.
       activation: optional activation name or callable applied last.
-      data_format: 'channels_last' (default), 'channels_first' or a layout string.
+      data_format: 'channels_last' (default), 'channels_first' or a layout string
+        such as 'NHWC' / 'NCHW'.
       num_spatial_dims: 1, 2 or 3; inferred when ``None``.
-      kernel_init: initializer for the ``(*K, 1, C * M)`` kernel; the default is
+      kernel_init: initializer of the ``(*K, 1, C * M)`` kernel; the default is
         LeCun normal with per-group fans (fan-in ``prod(K)``).
-      bias_init: initializer for the bias.
+      bias_init: initializer of the bias.
       dtype: computation dtype (``None``: promote inputs and parameters).
       param_dtype: dtype of the parameters.
-      precision: passed to XLA.
-      impl: depthwise implementation ('auto', 'lax', 'shift').
+      precision: passed to ``lax.conv_general_dilated``.
+      preferred_element_type: accumulation / output dtype of the convolution.
+      impl: depthwise implementation ('auto', 'lax', 'shift', ...).
     """
 
     kernel_size: int | Sequence[int]
@@ -137,13 +248,21 @@ class DepthwiseConv(nn.Module):
     dtype: Any = None
     param_dtype: Any = jnp.float32
     precision: lax.PrecisionLike = None
+    preferred_element_type: Any = None
     impl: str = "auto"
 
     def __post_init__(self) -> None:
-        _check_spatial_dims(self.num_spatial_dims)
-        _check_kernel_size(self.kernel_size, self.num_spatial_dims)
-        _multiplier(self)
-        get_activation(self.activation)
+        check_conv_fields(
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            dilation=self.dilation,
+            padding=self.padding,
+            data_format=self.data_format,
+            num_spatial_dims=self.num_spatial_dims,
+            impl=self.impl,
+        )
+        resolve_multiplier(self.channel_multiplier, self.depth_multiplier)
+        get_activation(self.activation, "activation")
         super().__post_init__()
 
     @nn.compact
@@ -151,9 +270,9 @@ class DepthwiseConv(nn.Module):
         """``(*batch, *S, C) -> (*batch, *S', C * M)`` (or channels-first)."""
         n = _num_spatial(self, inputs)
         kernel_size = _args.to_tuple(self.kernel_size, n, "kernel_size")
-        multiplier = _multiplier(self)
-        channels = _input_channels(inputs, n, self.data_format)
-        features = channels * multiplier
+        multiplier = resolve_multiplier(self.channel_multiplier, self.depth_multiplier)
+        data_format = _layout(self.data_format, n)
+        features = _input_channels(inputs, n, data_format) * multiplier
         init = self.kernel_init or depthwise_lecun_normal(multiplier)
         kernel = self.param(
             "kernel", init, (*kernel_size, 1, features), self.param_dtype
@@ -172,8 +291,9 @@ class DepthwiseConv(nn.Module):
             padding=self.padding,
             dilation=self.dilation,
             activation=self.activation,
-            data_format=self.data_format,
+            data_format=data_format,
             precision=self.precision,
+            preferred_element_type=self.preferred_element_type,
             impl=self.impl,
         )
 
@@ -181,14 +301,18 @@ class DepthwiseConv(nn.Module):
 class PointwiseConv(nn.Module):
     """1x1 convolution mixing channels: ``(*batch, *S, C) -> (*batch, *S, F)``.
 
+    Cost ``prod(S) * C * F`` multiply-adds.
+
     Attributes:
-      features: output channels ``F``.
-      use_bias, activation, kernel_init, bias_init, dtype, param_dtype,
-      precision: as in :class:`DepthwiseConv`; ``kernel_init`` defaults to LeCun
-        normal over the ``(C, F)`` kernel.
-      data_format: channels-first layouts need ``num_spatial_dims`` or an
-        explicit layout string.
-      num_spatial_dims: number of spatial axes (only needed for channels-first).
+      features: output channels ``F`` (Keras: ``filters``).
+      use_bias, activation, bias_init, dtype, param_dtype, precision,
+      preferred_element_type: as in :class:`DepthwiseConv`.
+      kernel_init: initializer of the ``(C, F)`` kernel (LeCun normal).
+      data_format: 'channels_last' (default), 'channels_first' or a layout
+        string.
+      num_spatial_dims: number of spatial axes; needed for 'channels_first'
+        unless it can be read from the input rank, and when set the input must
+        have at least ``num_spatial_dims + 1`` axes.
     """
 
     features: int
@@ -201,23 +325,33 @@ class PointwiseConv(nn.Module):
     dtype: Any = None
     param_dtype: Any = jnp.float32
     precision: lax.PrecisionLike = None
+    preferred_element_type: Any = None
 
     def __post_init__(self) -> None:
         _args.check_positive_int(self.features, "features")
-        _check_spatial_dims(self.num_spatial_dims)
-        get_activation(self.activation)
+        check_conv_fields(
+            kernel_size=1,
+            data_format=self.data_format,
+            num_spatial_dims=self.num_spatial_dims,
+        )
+        get_activation(self.activation, "activation")
         super().__post_init__()
+
+    def _spatial_dims(self, inputs: jax.Array) -> int:
+        if self.num_spatial_dims is not None:
+            return self.num_spatial_dims
+        if self.data_format not in (None, "channels_last", "channels_first"):
+            return len(self.data_format) - 2
+        return max(1, min(3, inputs.ndim - 2))
 
     @nn.compact
     def __call__(self, inputs: jax.Array) -> jax.Array:
+        """``(*batch, *S, C) -> (*batch, *S, F)`` (or channels-first)."""
+        n = self._spatial_dims(inputs)
         data_format = self.data_format
-        n = self.num_spatial_dims
-        if data_format == "channels_first":
-            n = n or inputs.ndim - 2
-            data_format = _args.layout_strings(n, True)[0]
-        elif data_format not in (None, "channels_last"):
-            n = len(data_format) - 2
-        channels = _input_channels(inputs, n or 1, data_format)
+        if data_format is not None and data_format != "channels_last":
+            data_format = _layout(data_format, n)
+        channels = _input_channels(inputs, n, data_format)
         kernel = self.param(
             "kernel", self.kernel_init, (channels, self.features), self.param_dtype
         )
@@ -234,25 +368,31 @@ class PointwiseConv(nn.Module):
             activation=self.activation,
             data_format=data_format,
             precision=self.precision,
+            preferred_element_type=self.preferred_element_type,
         )
 
 
 class SeparableConv(nn.Module):
     """Depthwise separable convolution: depthwise, optional activation, pointwise.
 
+    ``(*batch, *S, C) -> (*batch, *S', F)``; cost
+    ``prod(S') * C * M * (prod(K) + F)`` multiply-adds, against
+    ``prod(S') * C * F * prod(K)`` for a standard conv (ratio ``1/F + 1/prod(K)``
+    for ``M = 1``).
+
     Attributes:
-      features: output channels ``F``.
+      features: output channels ``F`` (Keras: ``filters``).
       kernel_size, channel_multiplier, depth_multiplier, strides, padding,
       dilation, data_format, num_spatial_dims, dtype, param_dtype, precision,
-      impl: as in :class:`DepthwiseConv`.
+      preferred_element_type, impl: as in :class:`DepthwiseConv`; the geometry
+      applies to the depthwise step.
       use_bias: add an ``(F,)`` bias after the pointwise step.
       intermediate_activation: activation between the steps (Keras: none).
       activation: activation after the pointwise step.
-      depthwise_init: initializer of ``depthwise/kernel``.
-      pointwise_init: initializer of ``pointwise/kernel``.
+      depthwise_init: initializer of ``depthwise/kernel`` ``(*K, 1, C * M)``
+        (default: LeCun normal with per-group fans).
+      pointwise_init: initializer of ``pointwise/kernel`` ``(C * M, F)``.
       bias_init: initializer of ``bias``.
-
-    Cost: ``prod(S') * C * M * (prod(K) + F)`` multiply-adds per example.
     """
 
     features: int
@@ -273,75 +413,85 @@ class SeparableConv(nn.Module):
     dtype: Any = None
     param_dtype: Any = jnp.float32
     precision: lax.PrecisionLike = None
+    preferred_element_type: Any = None
     impl: str = "auto"
 
     def __post_init__(self) -> None:
         _args.check_positive_int(self.features, "features")
-        _check_spatial_dims(self.num_spatial_dims)
-        _check_kernel_size(self.kernel_size, self.num_spatial_dims)
-        _multiplier(self)
+        check_conv_fields(
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            dilation=self.dilation,
+            padding=self.padding,
+            data_format=self.data_format,
+            num_spatial_dims=self.num_spatial_dims,
+            impl=self.impl,
+        )
+        resolve_multiplier(self.channel_multiplier, self.depth_multiplier)
         get_activation(self.intermediate_activation, "intermediate_activation")
-        get_activation(self.activation)
+        get_activation(self.activation, "activation")
         super().__post_init__()
 
     @nn.compact
     def __call__(self, inputs: jax.Array) -> jax.Array:
         """``(*batch, *S, C) -> (*batch, *S', F)`` (or channels-first)."""
         n = _num_spatial(self, inputs)
-        data_format = self.data_format
-        if data_format == "channels_first":
-            data_format = _args.layout_strings(n, True)[0]
+        data_format = _layout(self.data_format, n)
+        common = dict(
+            data_format=data_format,
+            num_spatial_dims=n,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            precision=self.precision,
+            preferred_element_type=self.preferred_element_type,
+        )
         y = DepthwiseConv(
             kernel_size=self.kernel_size,
-            channel_multiplier=_multiplier(self),
+            channel_multiplier=resolve_multiplier(
+                self.channel_multiplier, self.depth_multiplier
+            ),
             strides=self.strides,
             padding=self.padding,
             dilation=self.dilation,
             use_bias=False,
             activation=self.intermediate_activation,
-            data_format=data_format,
-            num_spatial_dims=n,
             kernel_init=self.depthwise_init,
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-            precision=self.precision,
             impl=self.impl,
             name="depthwise",
+            **common,
         )(inputs)
         y = PointwiseConv(
             features=self.features,
             use_bias=False,
-            data_format=data_format,
-            num_spatial_dims=n,
             kernel_init=self.pointwise_init,
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-            precision=self.precision,
             name="pointwise",
+            **common,
         )(y)
         if self.use_bias:
             bias = self.param(
                 "bias", self.bias_init, (self.features,), self.param_dtype
             )
-            if _channels_first(data_format, n):
+            if _args.parse_data_format(data_format, n):
                 bias = bias.reshape((self.features,) + (1,) * n)
             y = y + bias.astype(y.dtype)
-        act = get_activation(self.activation)
+        act = get_activation(self.activation, "activation")
         return act(y) if act is not None else y
 
 
 class Conv(nn.Module):
-    """Standard (optionally grouped) convolution for baselines.
+    """Standard (optionally grouped) convolution, the baseline of the comparisons.
+
+    ``(*batch, *S, C) -> (*batch, *S', F)``; cost
+    ``prod(S') * (C / G) * F * prod(K)`` multiply-adds.
 
     Attributes:
-      features: output channels ``F``.
+      features: output channels ``F`` (Keras: ``filters``).
       kernel_size, strides, padding, dilation, use_bias, activation,
-      data_format, num_spatial_dims, bias_init, dtype, param_dtype, precision: as
-      in :class:`DepthwiseConv`.
-      feature_group_count: channel groups ``G``.
-      kernel_init: initializer of the ``(*K, C / G, F)`` kernel.
-
-    Cost: ``prod(S') * (C / G) * F * prod(K)`` multiply-adds per example.
+      data_format, num_spatial_dims, bias_init, dtype, param_dtype, precision,
+      preferred_element_type: as in :class:`DepthwiseConv`.
+      feature_group_count: channel groups ``G``; must divide ``C`` and ``F``.
+      kernel_init: initializer of the ``(*K, C / G, F)`` kernel (LeCun normal,
+        whose fan-in ``prod(K) * C / G`` is already per group).
     """
 
     features: int
@@ -359,25 +509,41 @@ class Conv(nn.Module):
     dtype: Any = None
     param_dtype: Any = jnp.float32
     precision: lax.PrecisionLike = None
+    preferred_element_type: Any = None
 
     def __post_init__(self) -> None:
         _args.check_positive_int(self.features, "features")
-        _args.check_positive_int(self.feature_group_count, "feature_group_count")
-        _check_spatial_dims(self.num_spatial_dims)
-        _check_kernel_size(self.kernel_size, self.num_spatial_dims)
-        get_activation(self.activation)
+        groups = _args.check_positive_int(
+            self.feature_group_count, "feature_group_count"
+        )
+        if self.features % groups:
+            raise ValueError(
+                f"feature_group_count={groups} does not divide features="
+                f"{self.features}."
+            )
+        check_conv_fields(
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            dilation=self.dilation,
+            padding=self.padding,
+            data_format=self.data_format,
+            num_spatial_dims=self.num_spatial_dims,
+        )
+        get_activation(self.activation, "activation")
         super().__post_init__()
 
     @nn.compact
     def __call__(self, inputs: jax.Array) -> jax.Array:
+        """``(*batch, *S, C) -> (*batch, *S', F)`` (or channels-first)."""
         n = _num_spatial(self, inputs)
         kernel_size = _args.to_tuple(self.kernel_size, n, "kernel_size")
-        channels = _input_channels(inputs, n, self.data_format)
+        data_format = _layout(self.data_format, n)
+        channels = _input_channels(inputs, n, data_format)
         groups = self.feature_group_count
         if channels % groups:
             raise ValueError(
                 f"feature_group_count={groups} does not divide the {channels} input "
-                "channels."
+                f"channels of inputs with shape {inputs.shape}."
             )
         kernel = self.param(
             "kernel",
@@ -400,8 +566,9 @@ class Conv(nn.Module):
             dilation=self.dilation,
             feature_group_count=groups,
             activation=self.activation,
-            data_format=self.data_format,
+            data_format=data_format,
             precision=self.precision,
+            preferred_element_type=self.preferred_element_type,
         )
 
 
@@ -412,7 +579,10 @@ def _fixed_dims(base: type, n: int) -> type:
         (base,),
         {"__annotations__": {"num_spatial_dims": int | None}, "num_spatial_dims": n},
     )
-    cls.__doc__ = f"{n}-D :class:`{base.__name__}` (``num_spatial_dims={n}``)."
+    cls.__doc__ = (
+        f"{n}-D :class:`{base.__name__}` (``num_spatial_dims={n}``): an int "
+        f"``kernel_size`` means the same size on all {n} spatial axes."
+    )
     cls.__module__ = __name__
     return cls
 
@@ -420,6 +590,9 @@ def _fixed_dims(base: type, n: int) -> type:
 DepthwiseConv1D = _fixed_dims(DepthwiseConv, 1)
 DepthwiseConv2D = _fixed_dims(DepthwiseConv, 2)
 DepthwiseConv3D = _fixed_dims(DepthwiseConv, 3)
+PointwiseConv1D = _fixed_dims(PointwiseConv, 1)
+PointwiseConv2D = _fixed_dims(PointwiseConv, 2)
+PointwiseConv3D = _fixed_dims(PointwiseConv, 3)
 SeparableConv1D = _fixed_dims(SeparableConv, 1)
 SeparableConv2D = _fixed_dims(SeparableConv, 2)
 SeparableConv3D = _fixed_dims(SeparableConv, 3)

@@ -1,29 +1,47 @@
-"""Per-layer shapes, parameters and multiply-adds, read off a Flax module.
+"""Per-layer shapes, parameters and multiply-adds, read off a Flax linen module.
 
-The summary traces the model once with ``jax.eval_shape`` (nothing is computed)
-and intercepts every layer that owns a ``kernel``. For a layer with kernel ``W``
-whose output has ``P`` positions per example (``prod(S')`` for a conv, 1 for a
-dense layer), the multiply-adds per example are ``P * W.size``: for a depthwise
-kernel ``(*K, 1, C*M)`` that is ``prod(S') * C * M * prod(K)``, for a standard
-kernel ``(*K, C, F)`` it is ``prod(S') * C * F * prod(K)``. Batch-norm scale,
-offset and running statistics are counted apart, as ``bn_params``.
+The summary traces the model with ``jax.eval_shape`` (nothing is computed, so a
+224x224 network costs a trace, not a forward pass) and intercepts every module
+call. Each module that owns parameters directly becomes a row with its output
+shape and its parameter count. For a module with a kernel ``W`` whose output has
+``P`` positions per example (``prod(S')`` for a conv, 1 for a dense layer), the
+multiply-adds are ``P * W.size``::
+
+    depthwise (*K, 1, C*M)    prod(S') * C * M * prod(K)
+    pointwise (C, F)          prod(S) * C * F
+    standard  (*K, C/G, F)    prod(S') * (C/G) * F * prod(K)
+    dense     (C, F)          C * F
+
+Biases, batch norm, activations, residual additions and pooling are not counted
+as multiply-adds, following the MobileNet papers. Batch-norm scales, offsets and
+running statistics are counted apart from the weights, as ``bn_params``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dwsep_jax import _args
+
 
 @dataclasses.dataclass(frozen=True)
 class LayerRow:
-    """One layer: its path in the parameter tree, type, output shape and cost."""
+    """One module call: its path in the parameter tree, type, output and cost.
+
+    Attributes:
+      path: '/'-joined module path, e.g. ``'block3/depthwise/conv'``.
+      kind: the module's class name.
+      output_shape: output shape of one example (batch axis dropped).
+      params: entries of the parameters the module owns directly.
+      macs: multiply-adds of this call for one example.
+    """
 
     path: str
     kind: str
@@ -34,31 +52,53 @@ class LayerRow:
 
 @dataclasses.dataclass(frozen=True)
 class Summary:
-    """Per-layer rows and totals for one example (batch size 1).
+    """Per-layer rows and totals for one example.
 
     Attributes:
-      rows: kernel-bearing layers in call order.
-      params: convolution and dense weights and biases.
+      input_shape: shape of one example.
+      rows: parameter-owning module calls, in call order (batch norm excluded).
+      params: convolution and dense weights and biases (batch norm excluded).
       macs: multiply-adds per example.
       bn_params: batch-norm scale, offset, mean and variance entries.
     """
 
+    input_shape: tuple[int, ...]
     rows: tuple[LayerRow, ...]
     params: int
     macs: int
     bn_params: int
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: totals under ``params``, ``macs``, ``bn_params``."""
         return {
+            "input_shape": list(self.input_shape),
             "params": self.params,
             "macs": self.macs,
             "bn_params": self.bn_params,
-            "layers": [dataclasses.asdict(r) for r in self.rows],
+            "layers": [
+                {**dataclasses.asdict(r), "output_shape": list(r.output_shape)}
+                for r in self.rows
+            ],
         }
 
 
 def _size(tree: Any) -> int:
     return int(sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(tree)))
+
+
+def _lookup(tree: Any, path: Sequence[str]) -> Any:
+    for key in path:
+        if not isinstance(tree, Mapping) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def _own_leaves(tree: Any) -> dict[str, Any]:
+    """Parameters held directly by a module (not by its submodules)."""
+    if not isinstance(tree, Mapping):
+        return {}
+    return {k: v for k, v in tree.items() if hasattr(v, "shape")}
 
 
 def model_summary(
@@ -67,41 +107,55 @@ def model_summary(
     """Summarises ``model`` applied to one example of ``input_shape``.
 
     Args:
-      model: a linen module.
+      model: a linen module taking a batch ``(1, *input_shape)``.
       input_shape: shape of one example, without the batch axis, e.g.
         ``(224, 224, 3)``.
-      **call_kwargs: passed to the model call (e.g. ``train=False``).
+      **call_kwargs: passed to ``init`` and ``apply`` (e.g. ``train=False``).
 
     Returns:
-      A :class:`Summary` with per-example multiply-adds.
+      A :class:`Summary` with per-example multiply-adds. A module called twice
+      (weight sharing) gives two rows; the ``params`` total counts its weights
+      once.
     """
+    input_shape = tuple(input_shape)
+    for i, d in enumerate(input_shape):
+        if not _args.is_int(d) or d < 1:
+            raise ValueError(
+                f"input_shape={input_shape} holds {d!r} at position {i}; expected "
+                "positive ints, the shape of one example without the batch axis."
+            )
     x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
     variables = jax.eval_shape(
         lambda inp: model.init(jax.random.key(0), inp, **call_kwargs), x
     )
     params = variables.get("params", {})
     rows: list[LayerRow] = []
+    bn_paths: set[tuple[str, ...]] = set()
 
     def interceptor(next_fun, args, kwargs, context):
         out = next_fun(*args, **kwargs)
         module = context.module
-        if context.method_name != "__call__" or isinstance(module, nn.BatchNorm):
+        if context.method_name != "__call__":
             return out
-        own = _lookup(params, module.path)
-        kernel = own.get("kernel") if isinstance(own, dict) else None
-        if kernel is None or not hasattr(out, "shape"):
+        path = tuple(module.path)
+        if isinstance(module, nn.BatchNorm):
+            bn_paths.add(path)
             return out
-        positions = math.prod(out.shape) // kernel.shape[-1]
-        own_params = sum(
-            math.prod(v.shape) for v in own.values() if hasattr(v, "shape")
-        )
+        own = _own_leaves(_lookup(params, path))
+        if not own or not hasattr(out, "shape"):
+            return out
+        kernel = own.get("kernel")
+        macs = 0
+        if kernel is not None and kernel.shape:
+            positions = math.prod(out.shape) // kernel.shape[-1]
+            macs = positions * math.prod(kernel.shape)
         rows.append(
             LayerRow(
-                path="/".join(module.path),
+                path="/".join(path),
                 kind=type(module).__name__,
                 output_shape=tuple(out.shape[1:]),
-                params=int(own_params),
-                macs=int(positions * math.prod(kernel.shape)),
+                params=_size(own),
+                macs=int(macs),
             )
         )
         return out
@@ -109,43 +163,19 @@ def model_summary(
     with nn.intercept_methods(interceptor):
         jax.eval_shape(lambda v, inp: model.apply(v, inp, **call_kwargs), variables, x)
 
-    bn_params = _size(variables.get("batch_stats", {})) + _size(_bn_params(params))
-    total_params = _size(params) - _size(_bn_params(params))
+    bn_weights = sum(_size(_lookup(params, p)) for p in bn_paths)
+    bn_params = _size(variables.get("batch_stats", {})) + bn_weights
     return Summary(
+        input_shape=input_shape,
         rows=tuple(rows),
-        params=total_params,
+        params=_size(params) - bn_weights,
         macs=sum(r.macs for r in rows),
         bn_params=bn_params,
     )
 
 
-def _lookup(tree: Any, path: Sequence[str]) -> Any:
-    for key in path:
-        if not isinstance(tree, dict) or key not in tree:
-            return None
-        tree = tree[key]
-    return tree
-
-
-def _bn_params(params: Any) -> list[Any]:
-    """Scale and bias leaves of batch-norm layers (named ``bn`` or ``BatchNorm_*``)."""
-    found = []
-
-    def walk(tree: Any, name: str) -> None:
-        if not isinstance(tree, dict):
-            return
-        if name == "bn" or name.startswith("BatchNorm"):
-            found.extend(jax.tree_util.tree_leaves(tree))
-            return
-        for key, value in tree.items():
-            walk(value, key)
-
-    walk(params, "")
-    return found
-
-
 def format_summary(summary: Summary) -> str:
-    """Markdown table of the per-layer rows and totals."""
+    """Markdown table of the per-layer rows and the totals."""
     lines = [
         "| layer | type | output shape | params | MACs |",
         "|---|---|---|---:|---:|",
@@ -154,5 +184,8 @@ def format_summary(summary: Summary) -> str:
         shape = "x".join(str(d) for d in r.output_shape)
         lines.append(f"| {r.path} | {r.kind} | {shape} | {r.params:,} | {r.macs:,} |")
     lines.append(f"| **total** | | | {summary.params:,} | {summary.macs:,} |")
-    lines.append(f"\nbatch-norm parameters and statistics: {summary.bn_params:,}")
+    lines.append(
+        f"\ninput {'x'.join(str(d) for d in summary.input_shape)}; batch-norm "
+        f"parameters and statistics (not in the total): {summary.bn_params:,}"
+    )
     return "\n".join(lines)

@@ -25,7 +25,15 @@ import jax
 import jax.numpy as jnp
 
 from dwsep_jax import _args
-from dwsep_jax.layers import Conv, DepthwiseConv, PointwiseConv
+from dwsep_jax.activations import Activation, get_activation
+from dwsep_jax.models.blocks import (
+    ConvBN,
+    check_conv_type,
+    check_dropout_rate,
+    check_images,
+    check_width_multiplier,
+    scaled_channels,
+)
 
 #: ``(features, stride)`` of the 13 separable blocks of the ImageNet network.
 IMAGENET_BLOCKS: tuple[tuple[int, int], ...] = (
@@ -54,48 +62,17 @@ SMALL_BLOCKS: tuple[tuple[int, int], ...] = (
     (512, 2),
 )
 
-CONV_TYPES = ("separable", "standard")
 
+class SeparableBlock(nn.Module):
+    """Depthwise 3x3 (stride) + BN + activation, then 1x1 pointwise + BN + activation.
 
-def scaled_channels(features: int, width_multiplier: float, layer: str) -> int:
-    """``int(features * width_multiplier)``, rejecting a layer scaled to zero."""
-    channels = int(features * width_multiplier)
-    if channels < 1:
-        raise ValueError(
-            f"width_multiplier={width_multiplier} scales {layer} ({features} "
-            "channels) to 0 channels; use a larger width_multiplier."
-        )
-    return channels
+    ``(N, H, W, C) -> (N, H / s, W / s, F)``; cost ``H' W' C (9 + F)``
+    multiply-adds.
+    """
 
-
-def check_conv_type(conv_type: str) -> str:
-    if conv_type not in CONV_TYPES:
-        raise ValueError(f"conv_type={conv_type!r}; expected one of {CONV_TYPES}.")
-    return conv_type
-
-
-def check_width_multiplier(width_multiplier: Any) -> float:
-    if isinstance(width_multiplier, bool) or not isinstance(
-        width_multiplier, (int, float)
-    ):
-        raise TypeError(
-            f"width_multiplier={width_multiplier!r}; expected a positive number."
-        )
-    if not width_multiplier > 0:
-        raise ValueError(
-            f"width_multiplier={width_multiplier!r}; expected a positive number."
-        )
-    return float(width_multiplier)
-
-
-class ConvBN(nn.Module):
-    """Convolution (standard, depthwise or pointwise), batch norm, activation."""
-
-    kind: str
-    features: int | None = None
-    kernel_size: int = 3
+    features: int
     strides: int = 1
-    activation: Any = nn.relu
+    activation: str | Activation | None = "relu"
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-3
     impl: str = "auto"
@@ -103,65 +80,37 @@ class ConvBN(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-        if self.kind == "depthwise":
-            x = DepthwiseConv(
-                kernel_size=(self.kernel_size,) * 2,
-                strides=self.strides,
-                use_bias=False,
-                impl=self.impl,
-                dtype=self.dtype,
-                name="conv",
-            )(x)
-        elif self.kind == "pointwise":
-            x = PointwiseConv(
-                self.features, use_bias=False, dtype=self.dtype, name="conv"
-            )(x)
-        else:
-            x = Conv(
-                self.features,
-                kernel_size=(self.kernel_size,) * 2,
-                strides=self.strides,
-                use_bias=False,
-                dtype=self.dtype,
-                name="conv",
-            )(x)
-        x = nn.BatchNorm(
-            use_running_average=not train,
-            momentum=self.bn_momentum,
-            epsilon=self.bn_epsilon,
-            dtype=self.dtype,
-            name="bn",
-        )(x)
-        return self.activation(x) if self.activation is not None else x
-
-
-class SeparableBlock(nn.Module):
-    """Depthwise 3x3 (stride) + BN + ReLU, then pointwise 1x1 + BN + ReLU."""
-
-    features: int
-    strides: int = 1
-    impl: str = "auto"
-    dtype: Any = None
-
-    @nn.compact
-    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        bn = dict(bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon)
         x = ConvBN(
             "depthwise",
             strides=self.strides,
+            activation=self.activation,
             impl=self.impl,
             dtype=self.dtype,
             name="depthwise",
+            **bn,
         )(x, train=train)
-        return ConvBN("pointwise", self.features, dtype=self.dtype, name="pointwise")(
-            x, train=train
-        )
+        return ConvBN(
+            "pointwise",
+            self.features,
+            activation=self.activation,
+            dtype=self.dtype,
+            name="pointwise",
+            **bn,
+        )(x, train=train)
 
 
 class StandardBlock(nn.Module):
-    """The baseline of :class:`SeparableBlock`: one full 3x3 conv + BN + ReLU."""
+    """The baseline of :class:`SeparableBlock`: one full 3x3 conv + BN + activation.
+
+    Same output channels and stride; cost ``H' W' C F 9`` multiply-adds.
+    """
 
     features: int
     strides: int = 1
+    activation: str | Activation | None = "relu"
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-3
     dtype: Any = None
 
     @nn.compact
@@ -170,6 +119,9 @@ class StandardBlock(nn.Module):
             "standard",
             self.features,
             strides=self.strides,
+            activation=self.activation,
+            bn_momentum=self.bn_momentum,
+            bn_epsilon=self.bn_epsilon,
             dtype=self.dtype,
             name="conv",
         )(x, train=train)
@@ -178,6 +130,11 @@ class StandardBlock(nn.Module):
 class MobileNetV1(nn.Module):
     """MobileNetV1 classifier over ``(N, H, W, C)`` images.
 
+    The resolution multiplier ``rho`` of the paper is the input size itself
+    (``224 * rho``, see :func:`dwsep_jax.models.resolution_from_multiplier`): the
+    network is fully convolutional up to a global average pool, so any
+    ``H, W >= 1`` works and the multiply-adds scale with ``H * W``.
+
     Attributes:
       num_classes: classifier outputs.
       width_multiplier: alpha, scales every layer's channels (``int(F * alpha)``).
@@ -185,7 +142,10 @@ class MobileNetV1(nn.Module):
       blocks: ``(features, stride)`` per block, before width scaling.
       stem_features: channels of the stem conv, before width scaling.
       stem_strides: stride of the stem conv (2 for ImageNet, 1 for small images).
-      dropout_rate: dropout before the classifier.
+      dropout_rate: dropout before the classifier (active with ``train=True``,
+        which then needs a ``'dropout'`` rng).
+      activation: activation after every batch norm (name or callable).
+      bn_momentum, bn_epsilon: batch-norm running-average momentum and epsilon.
       impl: depthwise implementation passed to :class:`DepthwiseConv`.
       dtype: computation dtype (parameters stay float32).
     """
@@ -197,6 +157,9 @@ class MobileNetV1(nn.Module):
     stem_features: int = 32
     stem_strides: int = 2
     dropout_rate: float = 0.0
+    activation: str | Activation | None = "relu"
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-3
     impl: str = "auto"
     dtype: Any = None
 
@@ -204,44 +167,41 @@ class MobileNetV1(nn.Module):
         check_conv_type(self.conv_type)
         check_width_multiplier(self.width_multiplier)
         _args.check_positive_int(self.num_classes, "num_classes")
-        if not 0.0 <= self.dropout_rate < 1.0:
-            raise ValueError(
-                f"dropout_rate={self.dropout_rate!r}; expected a value in [0, 1)."
-            )
+        _args.check_positive_int(self.stem_strides, "stem_strides")
+        check_dropout_rate(self.dropout_rate)
+        get_activation(self.activation, "activation")
         scaled_channels(self.stem_features, self.width_multiplier, "the stem")
-        for i, (features, _) in enumerate(self.blocks):
+        for i, (features, strides) in enumerate(self.blocks):
             scaled_channels(features, self.width_multiplier, f"block {i}")
+            _args.check_positive_int(strides, f"blocks[{i}] stride")
         super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         """``(N, H, W, C)`` images to ``(N, num_classes)`` logits."""
-        if x.ndim != 4:
-            raise ValueError(
-                f"inputs have shape {x.shape}; MobileNetV1 expects (N, H, W, C) images."
-            )
+        check_images(x, "MobileNetV1")
         alpha = self.width_multiplier
+        common = dict(
+            activation=self.activation,
+            bn_momentum=self.bn_momentum,
+            bn_epsilon=self.bn_epsilon,
+            dtype=self.dtype,
+        )
         x = ConvBN(
             "standard",
             scaled_channels(self.stem_features, alpha, "the stem"),
             strides=self.stem_strides,
-            dtype=self.dtype,
             name="stem",
+            **common,
         )(x, train=train)
         for i, (features, strides) in enumerate(self.blocks):
             channels = scaled_channels(features, alpha, f"block {i}")
             if self.conv_type == "separable":
                 block = SeparableBlock(
-                    channels,
-                    strides,
-                    impl=self.impl,
-                    dtype=self.dtype,
-                    name=f"block{i}",
+                    channels, strides, impl=self.impl, name=f"block{i}", **common
                 )
             else:
-                block = StandardBlock(
-                    channels, strides, dtype=self.dtype, name=f"block{i}"
-                )
+                block = StandardBlock(channels, strides, name=f"block{i}", **common)
             x = block(x, train=train)
         x = jnp.mean(x, axis=(1, 2))
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
@@ -254,7 +214,11 @@ def mobilenet_v1_small(
     conv_type: str = "separable",
     **kwargs: Any,
 ) -> MobileNetV1:
-    """MobileNetV1 for 28x28 / 32x32 images: stride-1 stem, :data:`SMALL_BLOCKS`."""
+    """MobileNetV1 for 28x28 / 32x32 images: stride-1 stem, :data:`SMALL_BLOCKS`.
+
+    A 28x28 input reaches the classifier as a 4x4 grid (28, 14, 7, 4), a 32x32
+    input likewise (32, 16, 8, 4).
+    """
     return MobileNetV1(
         num_classes=num_classes,
         width_multiplier=width_multiplier,
