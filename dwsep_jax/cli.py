@@ -41,13 +41,27 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
 def _add_summary(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("summary", help="per-layer shapes, parameters and MACs")
-    p.add_argument("--model", default="mobilenet_v1")
-    p.add_argument("--width-multiplier", type=float, default=1.0)
-    p.add_argument("--resolution", type=int, default=224)
-    p.add_argument("--channels", type=int, default=3)
-    p.add_argument("--classes", type=int, default=1000)
-    p.add_argument("--conv-type", default="separable")
-    p.add_argument("--json", action="store_true", help="print JSON instead")
+    p.add_argument(
+        "--model", default="mobilenet_v1", help="registered model name (MODELS)"
+    )
+    p.add_argument(
+        "--width-multiplier", type=float, default=1.0, help="alpha (default 1.0)"
+    )
+    p.add_argument("--resolution", type=int, default=224, help="input height and width")
+    p.add_argument(
+        "--resolution-multiplier",
+        type=float,
+        default=None,
+        help="rho: input side round(224 * rho); overrides --resolution",
+    )
+    p.add_argument("--channels", type=int, default=3, help="input channels")
+    p.add_argument("--classes", type=int, default=1000, help="classifier outputs")
+    p.add_argument("--conv-type", default="separable", help="'separable' or 'standard'")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON (totals under params, macs, bn_params) instead",
+    )
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -73,18 +87,26 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_summary(args: argparse.Namespace) -> int:
-    from dwsep_jax.models import build_model
+    from dwsep_jax.models import build_model, resolution_from_multiplier
     from dwsep_jax.summary import format_summary, model_summary
 
+    resolution = args.resolution
+    if args.resolution_multiplier is not None:
+        resolution = resolution_from_multiplier(args.resolution_multiplier)
+    if resolution < 1 or args.channels < 1:
+        raise ValueError(
+            f"--resolution {resolution} and --channels {args.channels}; both must be "
+            "positive."
+        )
     model = build_model(
         args.model,
         num_classes=args.classes,
         width_multiplier=args.width_multiplier,
         conv_type=args.conv_type,
     )
-    summary = model_summary(model, (args.resolution, args.resolution, args.channels))
+    summary = model_summary(model, (resolution, resolution, args.channels))
     if args.json:
-        print(json.dumps(summary.to_dict(), indent=2))
+        print(json.dumps({"model": args.model, **summary.to_dict()}, indent=2))
     else:
         print(format_summary(summary))
     return 0
