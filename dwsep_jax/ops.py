@@ -134,7 +134,7 @@ def resolve_geometry(
     pairs, mode = _args.resolve_padding(
         padding, spatial, kernel_size, strides, dilation
     )
-    if mode != "constant":
+    if mode in ("reflect", "wrap"):
         for axis, (size, (lo, hi)) in enumerate(zip(spatial, pairs)):
             limit = size - 1 if mode == "reflect" else size
             if max(lo, hi) > limit:

@@ -91,3 +91,70 @@ def tf_same_pads(size, kernel, stride, dilation):
     out = -(-size // stride)
     total = max((out - 1) * stride + eff - size, 0)
     return (total // 2, total - total // 2)
+
+
+NUMPY_PAD_MODES = {"REFLECT": "reflect", "CIRCULAR": "wrap", "EDGE": "edge"}
+
+
+def pad_input(x, pads, mode="constant"):
+    """Pads the spatial axes of a channels-last ``(N, *S, C)`` array."""
+    return np.pad(np.asarray(x, np.float64), [(0, 0), *pads, (0, 0)], mode=mode)
+
+
+def depthwise_ref_vectorized(x, kernel, strides, dilation, pads, mode="constant"):
+    """Depthwise conv as a sum over kernel taps, vectorised over positions.
+
+    ``out[n, y, c, m] = sum_i K[i, 0, c*M+m] * Xpad[n, y*s + i*d, c]``, then the
+    ``(C, M)`` axes are merged into ``c*M + m``. ``mode`` is a ``numpy.pad`` mode
+    for the padding ('constant' pads with zeros).
+    """
+    xp = pad_input(x, pads, mode)
+    kernel = np.asarray(kernel, np.float64)
+    nsp = xp.ndim - 2
+    c = xp.shape[-1]
+    ksize = kernel.shape[:nsp]
+    m = kernel.shape[-1] // c
+    out_sp = [
+        (xp.shape[1 + a] - (ksize[a] - 1) * dilation[a] - 1) // strides[a] + 1
+        for a in range(nsp)
+    ]
+    out = np.zeros((xp.shape[0], *out_sp, c, m))
+    for off in itertools.product(*[range(k) for k in ksize]):
+        idx = tuple(
+            slice(
+                off[a] * dilation[a],
+                off[a] * dilation[a] + (out_sp[a] - 1) * strides[a] + 1,
+                strides[a],
+            )
+            for a in range(nsp)
+        )
+        window = xp[(slice(None), *idx, slice(None))]
+        out += window[..., None] * kernel[off][0].reshape(c, m)
+    return out.reshape((xp.shape[0], *out_sp, c * m))
+
+
+def grouped_conv_ref(x, kernel, strides, dilation, pads, groups, mode="constant"):
+    """Grouped convolution: group ``g`` of the outputs sees group ``g`` of the inputs.
+
+    Args:
+      x: ``(N, *S, C)``.
+      kernel: ``(*K, C // groups, F)``; output channels are split into ``groups``
+        consecutive blocks of ``F // groups``.
+    """
+    xp = pad_input(x, pads, mode)
+    kernel = np.asarray(kernel, np.float64)
+    c = xp.shape[-1]
+    f = kernel.shape[-1]
+    cg, fg = c // groups, f // groups
+    parts = []
+    for g in range(groups):
+        parts.append(
+            conv_ref(
+                xp[..., g * cg : (g + 1) * cg],
+                kernel[..., g * fg : (g + 1) * fg],
+                strides,
+                dilation,
+                [(0, 0)] * (xp.ndim - 2),
+            )
+        )
+    return np.concatenate(parts, axis=-1)
