@@ -246,7 +246,7 @@ def load_config(
         validate(cfg)
     except _InvalidValue as err:
         source = sources.get(err.key, "the defaults")
-        raise ConfigError(f"{err} (from {source})") from None
+        raise ConfigError(f"{str(err).rstrip('.')} (from {source}).") from None
     return cfg
 
 
