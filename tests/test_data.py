@@ -11,6 +11,7 @@ import os
 import pickle
 import struct
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -77,6 +78,9 @@ def test_sklearn_digits_matches_scikit_learn():
         err = np.abs(scaled - img / 255.0).max(axis=(1, 2))
         match = int(np.argmin(err))
         assert err[match] < 0.5 / 255 + 1e-9 and source.target[match] == label
+    # Any object with the keys as attributes works as the data config.
+    again = data.load_dataset(SimpleNamespace(name="sklearn_digits", test_size=297), 0)
+    np.testing.assert_array_equal(again.test.images, ds.test.images)
 
 
 def test_sklearn_digits_missing_dependency_is_clear(monkeypatch):
