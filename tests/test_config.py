@@ -215,6 +215,13 @@ def test_file_errors_name_the_file(tmp_path):
     with pytest.raises(config.ConfigError, match=r"from --set data.augment=") as err:
         config.load_config(None, ["data.augment={crop_padding: -1}"])
     assert "crop_padding" in str(err.value)
+    twice = _write(
+        tmp_path, "train:\n  epochs: 3\n  batch_size: 8\n  epochs: 5\n", "d.yaml"
+    )
+    with pytest.raises(
+        config.ConfigError, match=r"d.yaml .*duplicate key 'epochs' \(line 4\)"
+    ):
+        config.load_config(twice)
     # An empty file is the defaults.
     empty = _write(tmp_path, "", "empty.yaml")
     assert config.to_dict(config.load_config(empty)) == config.to_dict(

@@ -97,7 +97,10 @@ def load_mnist_5k(
     """The embedded 5,000 MNIST digits, split into train and held-out test sets."""
     file = Path(path) if path is not None else mnist_5k_path()
     images, labels = load_mnist_csv(file)
-    train_ix, test_ix = stratified_split(labels, test_size, seed)
+    try:
+        train_ix, test_ix = stratified_split(labels, test_size, seed)
+    except ValueError as err:
+        raise DatasetError(f"dataset file {file}: {err}") from err
     logger.info("loaded %d digits from %s", len(labels), file)
     return Dataset(
         name="mnist_5k",
