@@ -2,8 +2,13 @@
 
 Subcommands:
   compare   train the separable model and its standard-conv twin, print a table
-            and write ``OUT/results.json``.
+            and write ``OUT/results.json``, ``OUT/report.md`` and plots;
+            ``--resume`` continues a killed run from its checkpoints.
+  sweep     the same comparison at every width multiplier of the config, with
+            an accuracy-vs-multiply-adds plot.
   summary   per-layer output shapes, parameters and multiply-adds of a model.
+  bench     time depthwise, pointwise, separable and standard convs (and
+            PyTorch), print a markdown table and write JSON.
 """
 
 from __future__ import annotations
@@ -15,9 +20,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
 DEFAULT_CONFIG = "configs/mnist.yaml"
+DEFAULT_SWEEP_CONFIG = "configs/sweep_width.yaml"
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +41,43 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
         help="override a config value, e.g. --set train.epochs=3 (repeatable)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_checkpoint_flags(p)
+
+
+def _add_checkpoint_flags(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest checkpoints in --out",
+    )
+    group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="discard checkpoints already in --out instead of refusing to start",
+    )
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep", help="compare separable vs standard at every width multiplier"
+    )
+    p.add_argument(
+        "--config",
+        default=DEFAULT_SWEEP_CONFIG,
+        help=f"YAML config with a sweep section (default: {DEFAULT_SWEEP_CONFIG})",
+    )
+    p.add_argument("--out", default="runs/sweep", help="output folder")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set sweep.width_multipliers=[1,0.5]",
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_checkpoint_flags(p)
 
 
 def _add_summary(sub: argparse._SubParsersAction) -> None:
@@ -64,25 +105,91 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="time the conv implementations and PyTorch")
+    p.add_argument("--quick", action="store_true", help="a subset, under a minute")
+    p.add_argument("--out", default=None, help="write the JSON report here")
+    p.add_argument("--markdown", default=None, help="write the markdown table here")
+    p.add_argument("--repeats", type=int, default=None, help="timed rounds")
+    p.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    p.add_argument(
+        "--no-train-step", action="store_true", help="skip the training step"
+    )
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from dwsep_jax import bench
+
+    cfg = bench.QUICK if args.quick else bench.BenchConfig()
+    changes = {"torch": not args.no_torch, "train_step": not args.no_train_step}
+    if args.repeats is not None:
+        if args.repeats < 1:
+            raise ValueError(f"--repeats={args.repeats}; expected at least 1.")
+        changes["repeats"] = args.repeats
+    cfg = dataclasses.replace(cfg, **changes)
+    report = bench.run_benchmark(
+        cfg, progress=lambda line: print(line, file=sys.stderr, flush=True)
+    )
+    table = bench.format_report(report)
+    print(table)
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(table + "\n")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2))
+        print(f"\nwrote {args.out}")
+    return 0
+
+
 def run_compare(args: argparse.Namespace) -> int:
     from dwsep_jax import config as config_lib
-    from dwsep_jax import train
+    from dwsep_jax import report, train
 
     path = args.config
     if path is None and Path(DEFAULT_CONFIG).is_file():
         path = DEFAULT_CONFIG
     cfg = config_lib.load_config(path, args.overrides)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config_lib.to_dict(cfg)))
+    if args.resume and not out.is_dir():
+        raise FileNotFoundError(f"cannot resume: run directory {out} does not exist.")
+    report.write_config(out, cfg)
 
-    results = train.compare(cfg, progress=not args.no_progress)
-    table = train.format_comparison(results)
-    print(table)
-    payload = {name: r.to_dict() for name, r in results.items()}
-    (out / "results.json").write_text(json.dumps(payload, indent=2))
-    (out / "report.md").write_text(table + "\n")
-    print(f"\nwrote {out / 'results.json'}")
+    results = train.compare(
+        cfg,
+        workdir=out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    print(train.format_comparison(results))
+    report.write_compare_report(out, cfg, results)
+    print(f"\nwrote {out / 'results.json'} and {out / 'report.md'}")
+    return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from dwsep_jax import config as config_lib
+    from dwsep_jax import report, train
+
+    cfg = config_lib.load_config(args.config, args.overrides)
+    out = Path(args.out)
+    if args.resume and not out.is_dir():
+        raise FileNotFoundError(f"cannot resume: sweep directory {out} does not exist.")
+    report.write_config(out, cfg)
+
+    results = train.sweep(
+        cfg,
+        workdir=out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    print(report.format_sweep(results))
+    report.write_sweep_report(out, cfg, results)
+    print(f"\nwrote {out / 'report.md'} and {out / 'accuracy_vs_macs.png'}")
     return 0
 
 
@@ -119,13 +226,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="log INFO")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_compare(sub)
+    _add_sweep(sub)
     _add_summary(sub)
+    _add_bench(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    commands = {"compare": run_compare, "summary": run_summary}
+    commands = {"compare": run_compare, "sweep": run_sweep, "summary": run_summary}
+    commands["bench"] = run_bench
     try:
         return commands[args.command](args)
     except (ValueError, TypeError, OSError) as err:
