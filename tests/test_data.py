@@ -54,6 +54,9 @@ def test_load_dataset_rejects_unknown_name_and_missing_path(tmp_path):
     for name in ("mnist_idx", "cifar10", "npz", "image_folder"):
         with pytest.raises(data.DatasetError, match="'data.path' is empty"):
             data.load_dataset({"name": name, "path": ""}, 0)
+        missing = str(tmp_path / "absent")
+        with pytest.raises(data.DatasetError, match="'data.path'=.*absent' does not"):
+            data.load_dataset({"name": name, "path": missing}, 0)
     with pytest.raises(data.DatasetError, match=r"mnist_5k.csv.gz: test_size=5000"):
         data.load_dataset({"name": "mnist_5k", "test_size": 5000}, 0)
     with pytest.raises(data.DatasetError, match="missing.csv"):

@@ -64,7 +64,13 @@ def _required_path(cfg: Any, what: str) -> Path:
             f"config key 'data.path' is empty; dataset {_get(cfg, 'name', '')!r} "
             f"needs {what}."
         )
-    return Path(path).expanduser()
+    resolved = Path(path).expanduser()
+    if not resolved.exists():
+        raise DatasetError(
+            f"config key 'data.path'={path!r} does not exist; dataset "
+            f"{_get(cfg, 'name', '')!r} needs {what}."
+        )
+    return resolved
 
 
 def _mnist_5k(cfg: Any, seed: int) -> Dataset:
