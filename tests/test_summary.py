@@ -1,6 +1,7 @@
 """model_summary rows and totals against hand-computed costs, and the CLI."""
 
 import json
+from pathlib import Path
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -155,3 +156,9 @@ def test_summary_of_the_mnist_model_is_cheap_and_exact():
     assert s.rows[0].output_shape == (28, 28, 16)
     assert s.rows[-1].output_shape == (10,)
     assert (s.params, s.macs) == (70602, 3834944)
+
+
+def test_docs_show_the_current_mnist_summary():
+    docs = Path(__file__).resolve().parents[1] / "docs" / "models.md"
+    table = format_summary(model_summary(mobilenet_v1_small(10, 0.5), (28, 28, 1)))
+    assert table in docs.read_text()
