@@ -4,9 +4,15 @@ Counts are computed from static shapes with the same argument rules as
 :mod:`dwsep_jax.ops` (padding strings, per-axis ints, layouts, leading batch
 axes), so they describe exactly the call you would make. Multiply-adds (MACs)
 count one multiply and one add per kernel tap and exclude the bias, as the
-MobileNet paper does; XLA's ``cost_analysis()`` reports ``flops = 2 * MACs`` for
-these convolutions, grouped ones included, which :attr:`ConvCost.flops`
-mirrors.
+MobileNet paper, Keras and PyTorch profilers do.
+
+XLA's ``cost_analysis()`` counts differently in one respect: it skips the
+products that land on zero padding. :attr:`ConvCost.macs_in_bounds` counts
+exactly those in-bounds products, and XLA's ``flops`` equal
+``2 * macs_in_bounds`` for these convolutions, grouped and depthwise ones
+included (measured in ``tests/test_cost.py``). The two counts agree for 'VALID'
+and for the fill paddings ('REFLECT', 'CIRCULAR', 'EDGE'), whose padding is
+real data.
 
 With ``N`` examples, output spatial sizes ``S'``, kernel size ``K``, input
 channels ``C``, multiplier ``M``, output channels ``F`` and groups ``G``:
@@ -47,17 +53,26 @@ class ConvCost:
     Attributes:
       output_shape: shape of the result, batch axes included.
       params: number of trainable parameters (kernel and bias).
-      macs: multiply-adds of the whole call (every batch axis), bias excluded.
+      macs: multiply-adds of the whole call (every batch axis and every kernel tap
+        at every output position), bias excluded.
+      macs_in_bounds: the multiply-adds whose input element is not zero padding,
+        the count XLA reports.
     """
 
     output_shape: tuple[int, ...]
     params: int
     macs: int
+    macs_in_bounds: int
 
     @property
     def flops(self) -> int:
-        """``2 * macs``: the convention of XLA's ``cost_analysis()``."""
+        """``2 * macs``."""
         return 2 * self.macs
+
+    @property
+    def flops_in_bounds(self) -> int:
+        """``2 * macs_in_bounds``, comparable to XLA's ``cost_analysis()['flops']``."""
+        return 2 * self.macs_in_bounds
 
 
 def _kernel_tuple(kernel_size: IntOrSeq, num_spatial: int | None) -> tuple:
@@ -100,6 +115,28 @@ def _geometry(
         data_format=data_format,
         name="input_shape",
     )
+
+
+def _in_bounds_taps(geom: ConvGeometry) -> int:
+    """Number of (output position, kernel tap) pairs that read a real input element.
+
+    Zero padding is skipped; fill paddings make real data and count in full.
+    """
+    total = 1
+    for axis in range(geom.num_spatial):
+        k, s, d = geom.kernel_size[axis], geom.strides[axis], geom.dilation[axis]
+        lo, hi = geom.padding[axis]
+        size = geom.spatial[axis]
+        if geom.pad_mode != "constant":
+            size, lo = size + lo + hi, 0
+        count = 0
+        for tap in range(k):
+            # Output positions o with 0 <= o * s + tap * d - lo < size.
+            first = max(0, -(-(lo - tap * d) // s))
+            last = min(geom.out_spatial[axis] - 1, (size - 1 + lo - tap * d) // s)
+            count += max(0, last - first + 1)
+        total *= count
+    return total
 
 
 def conv_output_shape(
@@ -150,10 +187,12 @@ def depthwise_cost(
     taps = _args.prod(geom.kernel_size)
     features = geom.channels * m
     outputs = _args.prod(geom.batch_shape) * _args.prod(geom.out_spatial)
+    batch = _args.prod(geom.batch_shape)
     return ConvCost(
         output_shape=geom.output_shape(features),
         params=taps * features + (features if use_bias else 0),
         macs=outputs * features * taps,
+        macs_in_bounds=batch * features * _in_bounds_taps(geom),
     )
 
 
@@ -193,10 +232,12 @@ def pointwise_cost(
         name="input_shape",
     )
     positions = _args.prod(geom.batch_shape) * _args.prod(geom.spatial)
+    macs = positions * geom.channels * features
     return ConvCost(
         output_shape=geom.output_shape(features),
         params=geom.channels * features + (features if use_bias else 0),
-        macs=positions * geom.channels * features,
+        macs=macs,
+        macs_in_bounds=macs,
     )
 
 
@@ -237,6 +278,7 @@ def separable_cost(
         output_shape=pw.output_shape,
         params=dw.params + pw.params,
         macs=dw.macs + pw.macs,
+        macs_in_bounds=dw.macs_in_bounds + pw.macs_in_bounds,
     )
 
 
@@ -267,10 +309,15 @@ def conv_cost(
     taps = _args.prod(geom.kernel_size)
     per_output = taps * (geom.channels // groups)
     outputs = _args.prod(geom.batch_shape) * _args.prod(geom.out_spatial)
+    batch = _args.prod(geom.batch_shape)
     return ConvCost(
         output_shape=geom.output_shape(features),
         params=per_output * features + (features if use_bias else 0),
         macs=outputs * features * per_output,
+        macs_in_bounds=batch
+        * features
+        * (geom.channels // groups)
+        * _in_bounds_taps(geom),
     )
 
 
