@@ -30,9 +30,7 @@ from dwsep_jax import _args
 Initializer = Any
 
 
-def compute_fans(
-    shape: Sequence[int], feature_group_count: int = 1
-) -> tuple[int, int]:
+def compute_fans(shape: Sequence[int], feature_group_count: int = 1) -> tuple[int, int]:
     """Per-group ``(fan_in, fan_out)`` of a conv kernel ``(*K, C / G, F)``.
 
     Args:
