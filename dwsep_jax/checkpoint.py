@@ -130,6 +130,16 @@ class TrainCheckpoints:
             force=force,
         )
 
+    def read_meta(self, step: int | None = None) -> dict[str, Any]:
+        """The JSON ``meta`` item of checkpoint ``step`` (the latest if ``None``)."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointError(f"no checkpoint to restore in {self.directory}.")
+        restored = self._manager.restore(
+            step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
+        )
+        return dict(restored["meta"])
+
     def restore(self, template: Any, step: int | None = None) -> tuple[Any, dict]:
         """``(state, meta)`` of checkpoint ``step`` (the latest if ``None``).
 

@@ -380,6 +380,10 @@ def train_and_evaluate(
             resume=resume,
             overwrite=overwrite,
         )
+        if resume and checkpoints.latest_step() is not None:
+            _check_same_config(
+                checkpoints.read_meta()["config"], cfg_dict, checkpoints.directory
+            )
 
     model = build_model(
         cfg.model.name,
@@ -415,7 +419,6 @@ def train_and_evaluate(
     if checkpoints is not None:
         if resume and checkpoints.latest_step() is not None:
             arrays, meta = checkpoints.restore(_state_arrays(state))
-            _check_same_config(meta["config"], cfg_dict, checkpoints.directory)
             state = state.replace(**arrays)
             start_step = int(meta["step"])
             logger.info("%s: resumed from step %d", conv_type, start_step)

@@ -3,7 +3,7 @@
 The kill test runs training in a child process that stops inside epoch 2 (its
 batch iterator blocks after a checkpoint is on disk), kills it with SIGKILL,
 resumes it in a second child, and compares parameters and metrics with an
-uninterrupted run of the same seed in this process: they must be identical.
+uninterrupted run of the same seed in a third child: they must be identical.
 """
 
 from __future__ import annotations
@@ -48,6 +48,13 @@ TOTAL_STEPS = 16
 KILL_AFTER_STEP = 11
 LAST_CHECKPOINT_BEFORE_KILL = 9
 TIMING_KEYS = ("images_per_s",)
+# Parameters overflow after the first update; a checkpoint every step.
+NAN_OVERRIDES = [
+    "train.learning_rate=1.0e+30",
+    "train.warmup_epochs=0.0",
+    "train.checkpoint_every=1",
+    "train.keep_checkpoints=3",
+]
 
 
 def tiny_dataset() -> data.Dataset:
@@ -70,10 +77,12 @@ CHILD = textwrap.dedent(
     from pathlib import Path
 
     from dwsep_jax import config, data, train
-    from tests.test_checkpoint_resume import KILL_AFTER_STEP, OVERRIDES, tiny_dataset
+    from tests.test_checkpoint_resume import (
+        KILL_AFTER_STEP, NAN_OVERRIDES, OVERRIDES, tiny_dataset,
+    )
 
     workdir, mode = Path(sys.argv[1]), sys.argv[2]
-    cfg = config.load_config(None, OVERRIDES)
+    cfg = config.load_config(None, OVERRIDES + (NAN_OVERRIDES if mode == "nan" else []))
     dataset = tiny_dataset()
     steps_per_epoch = len(dataset.train) // cfg.train.batch_size
     if mode == "stall":
@@ -88,24 +97,41 @@ CHILD = textwrap.dedent(
                 yield batch
 
         train.data_lib.train_batches = stalling
-    result = train.train_and_evaluate(
-        cfg, "separable", dataset, workdir=workdir / "run",
-        resume=mode == "resume", progress=False,
-    )
-    (workdir / (mode + ".json")).write_text(json.dumps(result.history))
+    try:
+        result = train.train_and_evaluate(
+            cfg, "separable", dataset, workdir=workdir / "run",
+            resume=mode == "resume", progress=False,
+        )
+    except train.NonFiniteLossError as err:
+        (workdir / "error.txt").write_text(str(err))
+    else:
+        (workdir / (mode + ".json")).write_text(json.dumps(result.history))
     """
 )
 
 
 def _child(workdir: Path, mode: str) -> subprocess.Popen:
+    """``mode``: 'plain' (uninterrupted), 'stall' (blocks to be killed), 'resume'
+    or 'nan' (a learning rate that blows up)."""
+    workdir.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, str(workdir), mode],
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env=CHILD_ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+# Children compile without LLVM optimisation (a few seconds less per compile;
+# the steps are tiny). All runs compared here use the same flags.
+CHILD_ENV = {
+    **os.environ,
+    "PYTHONPATH": str(REPO),
+    "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+    + " --xla_backend_optimization_level=0",
+}
 
 
 def _without_timing(records: list[dict]) -> list[dict]:
@@ -117,56 +143,45 @@ def _final_state(run_dir: Path) -> dict:
     return ocp.StandardCheckpointer().restore(path.absolute())
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """An uninterrupted run of the kill test's config, in this process."""
-    workdir = tmp_path_factory.mktemp("reference")
-    cfg = config.load_config(None, OVERRIDES)
-    result = train.train_and_evaluate(
-        cfg, "separable", tiny_dataset(), workdir=workdir, progress=False
-    )
-    return workdir, result
-
-
-def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, reference):
-    ref_dir, ref_result = reference
-    child = _child(tmp_path, "stall")
-    checkpoint = tmp_path / "run" / "checkpoints" / str(LAST_CHECKPOINT_BEFORE_KILL)
-    deadline = time.monotonic() + 120
-    while not ((tmp_path / "stalled").exists() and checkpoint.is_dir()):
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
+    ref_dir, kill_dir = tmp_path / "reference", tmp_path / "killed"
+    reference = _child(ref_dir, "plain")
+    child = _child(kill_dir, "stall")
+    checkpoint = kill_dir / "run" / "checkpoints" / str(LAST_CHECKPOINT_BEFORE_KILL)
+    deadline = time.monotonic() + 180
+    while not ((kill_dir / "stalled").exists() and checkpoint.is_dir()):
         if child.poll() is not None:
             pytest.fail(f"child exited before the kill:\n{child.stdout.read()}")
         if time.monotonic() > deadline:
             child.kill()
-            pytest.fail("child did not reach the kill point in 120 s")
+            pytest.fail("child did not reach the kill point in 180 s")
         time.sleep(0.05)
     os.kill(child.pid, signal.SIGKILL)
     assert child.wait(timeout=30) == -signal.SIGKILL
+    child.stdout.close()
 
     # Killed mid-epoch 2: metrics of step 10 exist beyond the last checkpoint.
-    killed_steps = [
-        r["step"] for r in metrics.read_jsonl(tmp_path / "run" / "metrics.jsonl")
-    ]
+    run = kill_dir / "run"
+    killed_steps = [r["step"] for r in metrics.read_jsonl(run / "metrics.jsonl")]
     assert max(killed_steps) > LAST_CHECKPOINT_BEFORE_KILL
-    saved = TrainCheckpoints(
-        tmp_path / "run" / "checkpoints", save_every=3, resume=True
-    )
-    assert saved.latest_step() == LAST_CHECKPOINT_BEFORE_KILL
-    saved.close()
+    with TrainCheckpoints(run / "checkpoints", save_every=3, resume=True) as saved:
+        assert saved.latest_step() == LAST_CHECKPOINT_BEFORE_KILL
 
-    resumed = _child(tmp_path, "resume")
+    resumed = _child(kill_dir, "resume")
     out, _ = resumed.communicate(timeout=240)
     assert resumed.returncode == 0, out
+    out, _ = reference.communicate(timeout=240)
+    assert reference.returncode == 0, out
 
-    history = json.loads((tmp_path / "resume.json").read_text())
-    assert _without_timing(history) == _without_timing(ref_result.history)
+    history = json.loads((kill_dir / "resume.json").read_text())
+    ref_history = json.loads((ref_dir / "plain.json").read_text())
+    assert _without_timing(history) == _without_timing(ref_history)
     assert [h["step"] for h in history if "test_accuracy" in h] == [8, 16]
-    written = metrics.read_jsonl(tmp_path / "run" / "metrics.jsonl")
-    assert _without_timing(written) == _without_timing(
-        metrics.read_jsonl(ref_dir / "metrics.jsonl")
+    assert _without_timing(metrics.read_jsonl(run / "metrics.jsonl")) == (
+        _without_timing(metrics.read_jsonl(ref_dir / "run" / "metrics.jsonl"))
     )
 
-    got, want = _final_state(tmp_path / "run"), _final_state(ref_dir)
+    got, want = _final_state(run), _final_state(ref_dir / "run")
     assert int(got["step"]) == TOTAL_STEPS
     assert jax.tree.structure(got) == jax.tree.structure(want)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
@@ -199,43 +214,36 @@ def test_resume_needs_an_existing_directory(tmp_path, capsys):
     assert not missing.exists()
 
 
-def test_new_run_refuses_a_folder_with_checkpoints(reference):
-    ref_dir, _ = reference
-    before = _snapshot(ref_dir)
+def test_new_run_refuses_a_folder_with_checkpoints(tmp_path):
     cfg = config.load_config(None, OVERRIDES)
+    with TrainCheckpoints(tmp_path / "checkpoints", save_every=1) as ck:
+        ck.save(3, {"w": np.ones(3, np.float32)}, {"config": config.to_dict(cfg)})
+    before = _snapshot(tmp_path)
     with pytest.raises(CheckpointError, match="already holds checkpoints"):
-        train.train_and_evaluate(cfg, "separable", tiny_dataset(), workdir=ref_dir)
+        train.train_and_evaluate(cfg, "separable", tiny_dataset(), workdir=tmp_path)
     # Resuming with a changed config is refused too, naming the key.
     other = config.load_config(None, [*OVERRIDES, "train.learning_rate=0.01"])
-    with pytest.raises(CheckpointError, match="train.learning_rate"):
+    with pytest.raises(CheckpointError, match="train.learning_rate: 0.003 -> 0.01"):
         train.train_and_evaluate(
-            other, "separable", tiny_dataset(), workdir=ref_dir, resume=True
+            other, "separable", tiny_dataset(), workdir=tmp_path, resume=True
         )
-    assert _snapshot(ref_dir) == before
+    assert _snapshot(tmp_path) == before
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_finite_checkpoint(tmp_path):
-    cfg = config.load_config(
-        None,
-        [
-            *OVERRIDES,
-            "train.learning_rate=1.0e+30",
-            "train.warmup_epochs=0.0",
-            "train.checkpoint_every=1",
-            "train.keep_checkpoints=3",
-        ],
-    )
-    with pytest.raises(train.NonFiniteLossError, match=r"at step (\d+)") as err:
-        train.train_and_evaluate(
-            cfg, "separable", tiny_dataset(), workdir=tmp_path, progress=False
-        )
-    failed_step = int(err.value.args[0].split("at step ")[1].split(";")[0])
+    child = _child(tmp_path, "nan")
+    out, _ = child.communicate(timeout=240)
+    assert child.returncode == 0, out
+    message = (tmp_path / "error.txt").read_text()
+    assert "non-finite" in message or "loss became" in message
+    failed_step = int(message.split("at step ")[1].split(";")[0])
     assert failed_step >= 2
-    with TrainCheckpoints(tmp_path / "checkpoints", save_every=1, resume=True) as ck:
+    directory = tmp_path / "run" / "checkpoints"
+    with TrainCheckpoints(directory, save_every=1, resume=True) as ck:
         assert ck.latest_step() == failed_step - 1
-        state = ocp.StandardCheckpointer().restore(
-            ck.directory / str(failed_step - 1) / "state"
-        )
+    state = ocp.StandardCheckpointer().restore(
+        directory.absolute() / str(failed_step - 1) / "state"
+    )
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state["params"]))
 
 
@@ -266,3 +274,5 @@ def test_checkpoint_manager_arguments_and_restore_errors(tmp_path):
             ck.restore({"w": np.zeros((3, 3), np.float32), "step": np.asarray(0)})
     with TrainCheckpoints(tmp_path / "ck", save_every=2, overwrite=True) as ck:
         assert ck.latest_step() is None
+        with pytest.raises(CheckpointError, match="no checkpoint"):
+            ck.read_meta()
