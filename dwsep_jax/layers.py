@@ -49,8 +49,11 @@ MULTIPLIER_HINT = (
     "(alpha, a float that scales every layer's channels) belongs to the model, "
     "not to a layer."
 )
-_DATA_FORMATS = ("channels_last", "channels_first", "NWC", "NCW", "NHWC", "NCHW")
-_DATA_FORMATS += ("NDHWC", "NCDHW")
+_DATA_FORMATS = (
+    "channels_last",
+    "channels_first",
+    *("NWC", "NCW", "NHWC", "NCHW", "NDHWC", "NCDHW"),
+)
 
 
 def _is_seq(value: Any) -> bool:
