@@ -290,12 +290,13 @@ def test_vmap_over_kernel_ensemble_equals_loop(case):
     rng = np.random.default_rng(8)
     x = jnp.asarray(rng.normal(size=x_shape), jnp.float32)
     kernels = jnp.asarray(rng.normal(size=(4, *k_shape)), jnp.float32)
-    batched = jax.vmap(fn, in_axes=(None, 0))(x, kernels)
+    batched = jax.jit(jax.vmap(fn, in_axes=(None, 0)))(x, kernels)
+    fn = jax.jit(fn)
     looped = jnp.stack([fn(x, k) for k in kernels])
     np.testing.assert_allclose(batched, looped, rtol=1e-5, atol=1e-5)
     # Kernels and inputs mapped together (one model per input batch).
     xs = jnp.asarray(rng.normal(size=(4, *x_shape)), jnp.float32)
-    both = jax.vmap(fn)(xs, kernels)
+    both = jax.jit(jax.vmap(fn))(xs, kernels)
     looped = jnp.stack([fn(xi, k) for xi, k in zip(xs, kernels)])
     np.testing.assert_allclose(both, looped, rtol=1e-5, atol=1e-5)
 
@@ -313,9 +314,9 @@ def test_jit_equals_eager(case):
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, jnp.float32])
 def test_output_keeps_input_dtype(case, dtype):
     _, fn, x_shape, k_shape, _ = case
-    x = jnp.ones(x_shape, dtype)
-    k = jnp.ones(k_shape, dtype)
-    assert fn(x, k).dtype == dtype
+    x = jax.ShapeDtypeStruct(x_shape, dtype)
+    k = jax.ShapeDtypeStruct(k_shape, dtype)
+    assert jax.eval_shape(fn, x, k).dtype == dtype
 
 
 @pytest.mark.parametrize("case", OP_CASES, ids=OP_IDS)
@@ -325,11 +326,11 @@ def test_float64_kept_and_exact(case):
     with jax.enable_x64(True):
         x = jnp.asarray(rng.normal(size=x_shape), jnp.float64)
         k = jnp.asarray(rng.normal(size=k_shape), jnp.float64)
-        y = fn(x, k)
+        y = jax.jit(fn)(x, k)
         assert y.dtype == jnp.float64
         # float64 against a float32 evaluation of the same function: the
         # float64 one must be the more precise (agreement only to float32 eps).
-        y32 = fn(x.astype(jnp.float32), k.astype(jnp.float32))
+        y32 = jax.jit(fn)(x.astype(jnp.float32), k.astype(jnp.float32))
         np.testing.assert_allclose(y, y32, rtol=1e-4, atol=1e-4)
 
 
