@@ -237,27 +237,42 @@ def _tiny_model(**kwargs):
     )
 
 
-def test_case11_one_step_updates_running_statistics():
-    model = _tiny_model()
-    x = jax.random.normal(jax.random.key(0), (8, 8, 8, 1)) * 3.0 + 1.0
-    variables = jax.jit(partial(model.init, train=False))(jax.random.key(1), x)
-    train_apply = jax.jit(
-        lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"])
+# One model, input shape and set of compiled functions for the two tests below.
+TINY = _tiny_model(dropout_rate=0.5)
+TINY_X = jax.random.normal(jax.random.key(0), (8, 8, 8, 1)) * 3.0 + 1.0
+
+
+@jax.jit
+def _tiny_init(x):
+    return TINY.init(jax.random.key(1), x, train=False)
+
+
+@jax.jit
+def _tiny_apply(variables, x, key):
+    return TINY.apply(
+        variables, x, train=True, rngs={"dropout": key}, mutable=["batch_stats"]
     )
-    _, updates = train_apply(variables, x)
+
+
+@jax.jit
+def _tiny_evaluate(variables, x):
+    return TINY.apply(variables, x, train=False, mutable=["batch_stats"])
+
+
+def test_case11_one_step_updates_running_statistics():
+    variables = _tiny_init(TINY_X)
+    _, updates = _tiny_apply(variables, TINY_X, jax.random.key(2))
     before = jax.tree_util.tree_leaves_with_path(variables["batch_stats"])
     after = dict(jax.tree_util.tree_leaves_with_path(updates["batch_stats"]))
     # Every running mean and variance moved away from its initial 0 / 1.
     for path, value in before:
         assert not np.allclose(value, after[path]), jax.tree_util.keystr(path)
     # Evaluation changes nothing.
-    _, same = jax.jit(
-        lambda v, x: model.apply(v, x, train=False, mutable=["batch_stats"])
-    )(variables, x)
-    chex_equal = jax.tree_util.tree_map(
+    _, same = _tiny_evaluate(variables, TINY_X)
+    unchanged = jax.tree_util.tree_map(
         np.array_equal, same["batch_stats"], variables["batch_stats"]
     )
-    assert all(jax.tree_util.tree_leaves(chex_equal))
+    assert all(jax.tree_util.tree_leaves(unchanged))
 
 
 def test_case11_evaluation_normalises_with_running_statistics():
@@ -333,25 +348,17 @@ def test_case11_trained_model_evaluates_well_above_chance():
 
 
 def test_case11_dropout_needs_a_key_only_in_training():
-    model = _tiny_model(dropout_rate=0.5)
-    x = jnp.ones((2, 8, 8, 1))
-    variables = jax.jit(partial(model.init, train=False))(jax.random.key(0), x)
+    variables = _tiny_init(TINY_X)
     with pytest.raises(errors.InvalidRngError):
         jax.eval_shape(
-            lambda v: model.apply(v, x, train=True, mutable=["batch_stats"]), variables
+            lambda v: TINY.apply(v, TINY_X, train=True, mutable=["batch_stats"]),
+            variables,
         )
-
-    @jax.jit
-    def train_logits(key):
-        return model.apply(
-            variables, x, train=True, rngs={"dropout": key}, mutable=["batch_stats"]
-        )[0]
-
-    a, b = train_logits(jax.random.key(1)), train_logits(jax.random.key(2))
+    a, _ = _tiny_apply(variables, TINY_X, jax.random.key(1))
+    b, _ = _tiny_apply(variables, TINY_X, jax.random.key(2))
     assert not np.allclose(a, b)
-    # Evaluation needs no key and is the network without dropout.
-    no_dropout = _tiny_model(dropout_rate=0.0)
-    evaluate = jax.jit(lambda m, v: m.apply(v, x, train=False), static_argnums=0)
-    np.testing.assert_array_equal(
-        evaluate(model, variables), evaluate(no_dropout, variables)
-    )
+    # Evaluation needs no key and equals the same network without dropout.
+    without = _tiny_model(dropout_rate=0.0)
+    reference = jax.jit(lambda v: without.apply(v, TINY_X, train=False))(variables)
+    evaluated, _ = _tiny_evaluate(variables, TINY_X)
+    np.testing.assert_allclose(evaluated, reference, rtol=1e-6, atol=1e-6)
