@@ -12,6 +12,7 @@ from dwsep_jax.models import (
     MODELS,
     SMALL_BLOCKS,
     SMALL_V2_STAGES,
+    ConvBN,
     InvertedResidual,
     MobileNetV1,
     MobileNetV2,
@@ -322,3 +323,51 @@ def test_wrong_input_shape_is_named(make):
     for shape in [(28, 28, 1), (1, 28, 28, 1, 1), (1, 0, 28, 1)]:
         with pytest.raises(ValueError, match=r"inputs have shape .* \(N, H, W, C\)"):
             jax.eval_shape(model.init, jax.random.key(0), jnp.zeros(shape))
+
+
+def test_v2_width_035_channels_follow_the_reference_rounding():
+    # Channels of the Keras / TF-slim MobileNetV2 0.35: stem 16, stages 8, 8, 16,
+    # 24, 32, 56, 112, head 1280.
+    s = model_summary(MobileNetV2(width_multiplier=0.35), (96, 96, 3))
+    project = {
+        r.path.split("/")[0]: r.output_shape[-1] for r in s.rows if "project" in r.path
+    }
+    firsts = [0, 1, 3, 6, 10, 13, 16]  # first block of each stage
+    assert s.rows[0].output_shape[-1] == 16
+    assert [project[f"block{i}"] for i in firsts] == [8, 8, 16, 24, 32, 56, 112]
+    assert next(r for r in s.rows if r.path == "head/conv").output_shape[-1] == 1280
+    wide = model_summary(MobileNetV2(width_multiplier=1.4), (96, 96, 3))
+    assert next(r for r in wide.rows if r.path == "head/conv").output_shape[-1] == 1792
+
+
+@pytest.mark.parametrize(
+    "make,exc,match",
+    [
+        (lambda: MobileNetV1(dropout_rate="0.1"), TypeError, "dropout_rate='0.1'"),
+        (lambda: MobileNetV1(blocks=((64, 0),)), ValueError, r"blocks\[0\] stride=0"),
+        (
+            lambda: MobileNetV2(stages=((6, 16, 0, 1),)),
+            ValueError,
+            r"stages\[0\] repeats=0",
+        ),
+        (lambda: MobileNetV2(round_to=0), ValueError, "round_to=0"),
+        (lambda: ConvBN("grouped", 8), ValueError, "kind='grouped'"),
+        (lambda: ConvBN("standard", 0), ValueError, "features=0"),
+        (
+            lambda: ConvBN("pointwise", 8, activation="relu7"),
+            ValueError,
+            "activation='relu7'",
+        ),
+    ],
+)
+def test_bad_block_and_layout_arguments(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()
+
+
+def test_integer_images_are_rejected_by_name():
+    model = mobilenet_v1_small(10, 0.25)
+    with pytest.raises(TypeError, match="inputs has dtype int32"):
+        jax.eval_shape(
+            model.init, jax.random.key(0), jnp.zeros((1, 28, 28, 1), jnp.int32)
+        )

@@ -22,6 +22,7 @@ from dwsep_jax.initializers import (
     compute_fans,
     depthwise_glorot_uniform,
     depthwise_lecun_normal,
+    grouped_conv_variance_scaling,
 )
 from dwsep_jax.models import MobileNetV1
 from dwsep_jax.models.blocks import ConvBN
@@ -138,6 +139,16 @@ def test_case8_fan_avg_uses_per_group_fan_out():
 def test_case8_property_fans_of_depthwise_kernels(k, channels, multiplier, n):
     shape = (k,) * n + (1, channels * multiplier)
     assert compute_fans(shape, channels) == (k**n, k**n * multiplier)
+
+
+def test_case8_grouped_kernel_fans_and_variance():
+    # Four groups of 2 -> 2 channels: fans 3*3*2 = 18 each way (ungrouped: 72 out).
+    assert compute_fans((3, 3, 2, 8), feature_group_count=4) == (18, 18)
+    assert compute_fans((3, 3, 2, 8)) == (18, 72)
+    init = grouped_conv_variance_scaling(1.0, "fan_out", "normal", 4)
+    keys = jax.random.split(jax.random.key(4), 2000)
+    samples = jax.jit(jax.vmap(lambda k: init(k, (3, 3, 2, 8))))(keys)
+    assert abs(float(jnp.var(samples)) - 1 / 18) < 0.03 / 18
 
 
 def test_case8_default_init_preserves_unit_variance():

@@ -69,7 +69,7 @@ def scaled_channels(features: int, width_multiplier: float, layer: str) -> int:
     return channels
 
 
-def make_divisible(value: float, divisor: int, layer: str = "a layer") -> int:
+def make_divisible(value: float, divisor: int) -> int:
     """Rounds ``value`` to the nearest multiple of ``divisor`` (the MobileNetV2 rule).
 
     The result is at least ``divisor`` and never more than 10% below ``value``.
@@ -83,8 +83,6 @@ def make_divisible(value: float, divisor: int, layer: str = "a layer") -> int:
     channels = max(divisor, int(value + divisor / 2) // divisor * divisor)
     if channels < 0.9 * value:
         channels += divisor
-    if channels < 1:
-        raise ValueError(f"{layer} rounds to 0 channels; use a larger multiplier.")
     return channels
 
 
