@@ -352,7 +352,8 @@ def depthwise_conv(
       strides: int or per-axis ints.
       padding: 'SAME' (TensorFlow split, extra at the end), 'VALID', 'CAUSAL'
         (start only), 'REFLECT' / 'CIRCULAR' / 'EDGE' ('SAME' amounts filled from
-        the input), an int, per-axis ints or per-axis ``(low, high)`` pairs.
+        the input; reflect pads at most ``S - 1`` per side, circular ``S``), an
+        int, per-axis ints or per-axis ``(low, high)`` pairs.
       dilation: kernel dilation, int or per-axis ints.
       activation: optional activation applied after the bias (name or callable).
       data_format: 'channels_last' (default), 'channels_first', or a layout
@@ -362,8 +363,10 @@ def depthwise_conv(
       precision: passed to ``lax.conv_general_dilated``.
       preferred_element_type: accumulation/output dtype; default keeps the
         promoted dtype of ``inputs`` and ``kernel``.
-      impl: 'lax' (grouped ``conv_general_dilated``), 'shift' (sum of strided
-        slices, fast on CPU) or 'auto' (per backend).
+      impl: 'lax' (grouped ``conv_general_dilated``), one of the CPU
+        implementations in :data:`dwsep_jax.depthwise_impls.IMPLS` ('shift',
+        'shift_vjp': sums of strided slices; 'shift_vjp' differentiates in
+        reverse mode only), or 'auto' (per backend).
 
     Returns:
       ``(*batch, *S', C * M)`` (or channels-first), with
