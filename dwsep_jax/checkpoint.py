@@ -35,10 +35,23 @@ class CheckpointError(ValueError):
     """A checkpoint folder is missing, already in use, or does not fit the run."""
 
 
-def _has_checkpoints(directory: Path) -> bool:
+def has_checkpoints(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` holds at least one complete step folder."""
+    directory = Path(directory)
     return directory.is_dir() and any(
         p.is_dir() and p.name.isdigit() for p in directory.iterdir()
     )
+
+
+def check_free(directory: str | os.PathLike) -> None:
+    """Raises :class:`CheckpointError` if ``directory`` already holds checkpoints."""
+    directory = Path(directory).absolute()
+    if has_checkpoints(directory):
+        raise CheckpointError(
+            f"checkpoint directory {directory} already holds checkpoints; "
+            "resume them (--resume) or discard them (--overwrite), or "
+            "choose another output folder."
+        )
 
 
 class TrainCheckpoints:
@@ -80,13 +93,9 @@ class TrainCheckpoints:
             raise CheckpointError(
                 f"cannot resume: checkpoint directory {directory} does not exist."
             )
-        if not resume and _has_checkpoints(directory):
+        if not resume and has_checkpoints(directory):
             if not overwrite:
-                raise CheckpointError(
-                    f"checkpoint directory {directory} already holds checkpoints; "
-                    "resume them (--resume) or discard them (--overwrite), or "
-                    "choose another output folder."
-                )
+                check_free(directory)
             logger.warning("deleting the checkpoints in %s (overwrite)", directory)
             shutil.rmtree(directory)
 

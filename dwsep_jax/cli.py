@@ -155,7 +155,6 @@ def run_compare(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.resume and not out.is_dir():
         raise FileNotFoundError(f"cannot resume: run directory {out} does not exist.")
-    report.write_config(out, cfg)
 
     results = train.compare(
         cfg,
@@ -178,7 +177,6 @@ def run_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.resume and not out.is_dir():
         raise FileNotFoundError(f"cannot resume: sweep directory {out} does not exist.")
-    report.write_config(out, cfg)
 
     results = train.sweep(
         cfg,

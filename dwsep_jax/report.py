@@ -28,12 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import ml_collections
-import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from dwsep_jax import config as config_lib
-from dwsep_jax.train import RunResult, format_comparison, sweep_dirname
+from dwsep_jax.train import RunResult, format_comparison, sweep_dirname, write_config
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +47,6 @@ def _save(fig: Figure, path: Path) -> None:
 def _series(history: list[dict[str, Any]], key: str) -> tuple[list, list]:
     rows = [h for h in history if key in h]
     return [h["step"] for h in rows], [h[key] for h in rows]
-
-
-def write_config(directory: str | os.PathLike, cfg: ml_collections.ConfigDict) -> Path:
-    """Writes ``DIR/config.yaml`` (creating ``DIR``) and returns its path."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "config.yaml"
-    path.write_text(yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False))
-    return path
 
 
 def plot_curves(results: Mapping[str, RunResult], path: str | os.PathLike) -> Figure:

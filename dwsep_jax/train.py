@@ -35,9 +35,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import yaml
 from flax.training import train_state
 from tqdm.auto import tqdm
 
+from dwsep_jax import checkpoint as checkpoint_lib
 from dwsep_jax import config as config_lib
 from dwsep_jax import data as data_lib
 from dwsep_jax import parallel
@@ -365,9 +367,8 @@ def train_and_evaluate(
     total_steps = cfg.train.epochs * steps_per_epoch
     mesh = parallel.data_mesh(cfg.train.num_devices)
     parallel.check_batch_size(batch_size, mesh, "config key 'train.batch_size'")
-    parallel.check_batch_size(
-        cfg.train.eval_batch_size, mesh, "config key 'train.eval_batch_size'"
-    )
+    # Evaluation masks padded examples, so its batch can round up to the mesh.
+    eval_batch_size = -(-cfg.train.eval_batch_size // mesh.size) * mesh.size
     cfg_dict = config_lib.to_dict(cfg)
     augment = _augment_options(cfg)
     checkpoints = None
@@ -522,7 +523,7 @@ def train_and_evaluate(
                     interval_start = now
                 if step % steps_per_epoch == 0:
                     test_loss, test_acc = evaluate(
-                        eval_fn, state, dataset, cfg.train.eval_batch_size, mesh
+                        eval_fn, state, dataset, eval_batch_size, mesh
                     )
                     log(
                         step,
@@ -597,6 +598,15 @@ def train_and_evaluate(
     )
 
 
+def write_config(directory: str | Path, cfg: ml_collections.ConfigDict) -> Path:
+    """Writes ``DIR/config.yaml`` (creating ``DIR``) and returns its path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False))
+    return path
+
+
 def compare(
     cfg: ml_collections.ConfigDict,
     dataset: data_lib.Dataset | None = None,
@@ -608,9 +618,12 @@ def compare(
 ) -> dict[str, RunResult]:
     """Trains every ``cfg.compare.conv_types`` model on the same data.
 
-    Each model gets ``workdir/<conv_type>/`` (metrics and checkpoints). With
-    ``resume``, ``workdir`` must exist; a model whose folder has no checkpoints
-    yet (the run was killed before it started) starts at step 0.
+    Each model gets ``workdir/<conv_type>/`` (metrics and checkpoints), and
+    ``workdir/config.yaml`` records the config. Without ``resume`` or
+    ``overwrite``, nothing starts (and nothing is written) if any model's
+    folder already holds checkpoints. With ``resume``, ``workdir`` must exist;
+    a model whose folder has no checkpoints yet (the run was killed before it
+    started) starts at step 0.
     """
     if resume:
         if workdir is None:
@@ -620,6 +633,11 @@ def compare(
                 f"cannot resume: run directory {Path(workdir).absolute()} does not "
                 "exist."
             )
+    if workdir is not None:
+        if not (resume or overwrite):
+            for conv_type in cfg.compare.conv_types:
+                checkpoint_lib.check_free(Path(workdir) / conv_type / "checkpoints")
+        write_config(workdir, cfg)
     if dataset is None:
         dataset = load_dataset(cfg)
     results = {}
@@ -663,6 +681,14 @@ def sweep(
         raise CheckpointError(
             f"cannot resume: sweep directory {workdir} does not exist."
         )
+    if workdir is not None:
+        if not (resume or overwrite):
+            for alpha in widths:
+                for conv_type in cfg.compare.conv_types:
+                    checkpoint_lib.check_free(
+                        Path(workdir) / sweep_dirname(alpha) / conv_type / "checkpoints"
+                    )
+        write_config(workdir, cfg)
     if dataset is None:
         dataset = load_dataset(cfg)
     results = {}

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from dwsep_jax import cli, config, data, train
+from dwsep_jax import cli, config, data, metrics, train
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_short_training_learns(small_mnist):
     assert result.test_accuracy > 0.6  # chance is 0.1
 
 
-def test_compare_cli_writes_results(tmp_path, monkeypatch, small_mnist):
+def test_compare_cli_writes_results(tmp_path, monkeypatch, capsys, small_mnist):
     monkeypatch.setattr(train, "load_dataset", lambda cfg: small_mnist)
     out = tmp_path / "run"
     code = cli.main(
@@ -80,6 +80,24 @@ def test_compare_cli_writes_results(tmp_path, monkeypatch, small_mnist):
         ):
             assert key in results[name]
     assert results["standard"]["macs"] > 5 * results["separable"]["macs"]
+
+    # The run folder: config, table, plots, and per model metrics + checkpoints.
+    steps = len(small_mnist.train) // 64
+    for name in ("config.yaml", "report.md", "curves.png", "step_time.png"):
+        assert (out / name).is_file()
+    assert "| test accuracy |" in (out / "report.md").read_text()
+    for name in ("separable", "standard"):
+        records = metrics.read_jsonl(out / name / "metrics.jsonl")
+        assert records[-1]["step"] == steps and "test_accuracy" in records[-1]
+        assert records[-1]["test_accuracy"] == results[name]["test_accuracy"]
+        assert (out / name / "checkpoints" / str(steps)).is_dir()
+
+    # Starting again in the same folder without --resume is refused.
+    before = (out / "separable" / "metrics.jsonl").read_text()
+    code = cli.main(["compare", "--out", str(out), "--no-progress"])
+    assert code == 2
+    assert "already holds checkpoints" in capsys.readouterr().err
+    assert (out / "separable" / "metrics.jsonl").read_text() == before
 
 
 def test_config_rejects_unknown_keys_and_types(tmp_path):
