@@ -85,7 +85,10 @@ def plot_step_time(results: Mapping[str, RunResult], path: str | os.PathLike) ->
     high = [results[n].step_ms_p90 - results[n].median_step_ms for n in names]
     fig = Figure(figsize=(max(4.0, 1.1 * len(names) + 2), 3.8), layout="constrained")
     ax = fig.subplots()
-    ax.bar(names, medians, yerr=[low, high], capsize=4, color="tab:blue")
+    # One colour per conv type, in the order the curves use.
+    kinds = list(dict.fromkeys(results[n].conv_type for n in names))
+    colors = [f"C{kinds.index(results[n].conv_type) % 10}" for n in names]
+    ax.bar(names, medians, yerr=[low, high], capsize=4, color=colors)
     ax.set_ylabel("median train step (ms)")
     ax.set_title("step time (p10-p90 bars)")
     ax.tick_params(axis="x", labelrotation=30 if len(names) > 3 else 0)
