@@ -245,3 +245,78 @@ def test_registry_and_auto_selection():
 def test_unknown_impl_is_rejected_with_the_choices(bad):
     with pytest.raises(ValueError, match=r"impl=.*expected one of"):
         ops.depthwise_conv(np.zeros((1, 4, 4, 2)), np.zeros((3, 3, 1, 2)), impl=bad)
+
+
+def test_bench_times_every_impl_and_counts_flops():
+    from dwsep_jax import bench
+
+    cfg = bench.BenchConfig(
+        batches=(1,),
+        shapes=((8, 4),),
+        dilations_1d=(),
+        repeats=2,
+        warmup=1,
+        min_sample_s=0.0,
+        train_step=False,
+        torch=False,
+        full_impls=False,
+    )
+    report = bench.run_benchmark(cfg)
+    rows = {(t["op"], t["impl"], t["mode"]): t for t in report["timings"]}
+    for impl in depthwise_impls.IMPL_NAMES:
+        assert ("depthwise", impl, "fwd") in rows
+        assert ("depthwise", impl, "fwd+bwd") in rows
+    # 1x8x8 pixels, 4 channels, 3x3 taps, 2 FLOPs per multiply-add.
+    assert rows[("depthwise", "lax", "fwd")]["flops"] == 2 * 64 * 4 * 9
+    assert rows[("standard", "lax", "fwd")]["flops"] == 2 * 64 * 4 * 4 * 9
+    assert rows[("separable", "auto", "fwd")]["flops"] == 2 * 64 * 4 * (9 + 4)
+    assert all(t["repeats"] == 2 and t["median_ms"] > 0 for t in rows.values())
+    table = bench.format_report(report)
+    assert "| depthwise | 1x8x8x4 | shift_vjp | fwd+bwd |" in table
+    assert report["machine"]["cores"] >= 1
+
+
+def test_bench_targets_compare_against_the_faster_torch_layout():
+    from dwsep_jax import bench
+
+    def row(op, impl, mode, ms, flops=1.0, nbytes=1.0):
+        return dict(
+            op=op,
+            shape="8x56x56x128",
+            impl=impl,
+            mode=mode,
+            median_ms=ms,
+            flops=flops,
+            bytes=nbytes,
+            gbytes_per_s=0.0,
+        )
+
+    timings = [
+        row("depthwise", "auto", "fwd", 2.0),
+        row("depthwise", "torch", "fwd", 8.0),
+        row("depthwise", "torch_cl", "fwd", 4.0),
+        row("depthwise", "auto", "fwd+bwd", 10.0),
+        row("depthwise", "torch_cl", "fwd+bwd", 5.0),
+        row("separable", "auto", "fwd", 1.0, flops=1.0),
+        row("standard", "lax", "fwd", 5.0, flops=8.0),
+    ]
+    steps = [
+        row("train_step", "separable", "step", 30.0),
+        row("train_step", "standard", "step", 100.0),
+    ]
+    got = {r["target"]: r for r in bench.check_targets(timings, steps, 10.0)}
+    assert got["depthwise fwd vs torch"]["value"] == 2.0
+    assert got["depthwise fwd vs torch"]["met"]
+    assert got["depthwise fwd+bwd vs torch"]["value"] == 0.5
+    assert not got["depthwise fwd+bwd vs torch"]["met"]
+    # Speed-up 5x against a FLOP ratio of 8x: 0.7 * 8 = 5.6 and C >= 128 needs 6.
+    assert got["separable vs standard fwd"]["value"] == 5.0
+    assert not got["separable vs standard fwd"]["met"]
+    assert got["training step, separable vs standard"]["met"]
+
+
+def test_bench_cli_rejects_zero_repeats(capsys):
+    from dwsep_jax import cli
+
+    assert cli.main(["bench", "--quick", "--repeats", "0"]) == 2
+    assert "--repeats=0" in capsys.readouterr().err
