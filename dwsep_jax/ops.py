@@ -498,17 +498,26 @@ def pointwise_conv(
             precision=precision,
             preferred_element_type=acc_dtype,
         )
-    else:
-        axis = geom.channel_axis
+    elif geom.channels_first:
         y = lax.dot_general(
             x,
             w,
-            (((axis,), (0,)), ((), ())),
+            (((1,), (0,)), ((), ())),
             precision=precision,
             preferred_element_type=acc_dtype,
         )
-        if geom.channels_first:
-            y = jnp.moveaxis(y, -1, 1)
+        y = jnp.moveaxis(y, -1, 1)
+    else:
+        # A 2-D (N * prod(S), C) @ (C, F) product: XLA's gradient of the N-d
+        # dot_general transposes the cotangent, which costs more than the matmul
+        # on CPU; the flattened form has no transposes.
+        y = lax.dot_general(
+            x.reshape(-1, c_in),
+            w,
+            (((1,), (0,)), ((), ())),
+            precision=precision,
+            preferred_element_type=acc_dtype,
+        )
     return _finish(y, geom, features, bias, act, out_dtype)
 
 
