@@ -127,7 +127,12 @@ def parse_data_format(data_format: str | None, num_spatial: int) -> bool:
 
 
 def check_floating(x: Any, name: str) -> None:
-    """Raises TypeError unless ``x`` has a floating-point dtype."""
+    """Raises TypeError unless ``x`` is an array with a floating-point dtype."""
+    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        raise TypeError(
+            f"{name} is a {type(x).__name__}; expected an array (jax.Array or "
+            "numpy.ndarray) with a floating-point dtype."
+        )
     dtype = jnp.result_type(x)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(
@@ -292,3 +297,39 @@ def as_numpy_shape(x: Any) -> tuple[int, ...]:
     """Shape of an array-like without materialising it on device."""
     shape = getattr(x, "shape", None)
     return tuple(shape) if shape is not None else np.shape(x)
+
+
+_PRECISIONS = (
+    None,
+    "default",
+    "high",
+    "highest",
+    "bfloat16",
+    "tensorfloat32",
+    "float32",
+)
+
+
+def check_precision(precision: Any) -> None:
+    """Raises unless ``precision`` is something ``lax`` accepts.
+
+    Accepted: ``None``, a ``lax.Precision``, one of the strings ``lax`` knows,
+    or a pair of those (one per operand).
+    """
+    from jax import lax
+
+    def ok(p: Any) -> bool:
+        return isinstance(p, lax.Precision) or p in _PRECISIONS
+
+    if ok(precision):
+        return
+    if (
+        isinstance(precision, (tuple, list))
+        and len(precision) == 2
+        and all(ok(p) and p is not None for p in precision)
+    ):
+        return
+    raise ValueError(
+        f"precision={precision!r}; expected None, a jax.lax.Precision, one of "
+        f"{[p for p in _PRECISIONS if p]} or a pair of those."
+    )

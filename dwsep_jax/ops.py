@@ -123,6 +123,11 @@ def resolve_geometry(
     batch_shape, spatial, channels = _args.split_input(
         tuple(input_shape), num_spatial, channels_first, name
     )
+    if channels < 1:
+        raise ValueError(
+            f"{name} has shape {tuple(input_shape)} with {channels} channels; "
+            "expected at least one channel."
+        )
     for axis, size in enumerate(spatial):
         if size < 1:
             raise ValueError(
@@ -388,6 +393,7 @@ def depthwise_conv(
     _check_bias(bias, features, "bias")
     _check_preferred_element_type(preferred_element_type)
     act = get_activation(activation)
+    _args.check_precision(precision)
     impl = depthwise_impls.resolve_impl(impl, geom, multiplier, inputs, kernel)
 
     dtype = _compute_dtype(inputs, kernel)
@@ -483,6 +489,7 @@ def pointwise_conv(
     _check_bias(bias, features, "bias")
     _check_preferred_element_type(preferred_element_type)
     act = get_activation(activation)
+    _args.check_precision(precision)
 
     dtype = _compute_dtype(inputs, kernel)
     acc_dtype, out_dtype = _precision_plan(dtype, preferred_element_type)
@@ -667,6 +674,7 @@ def conv(
     _check_bias(bias, features, "bias")
     _check_preferred_element_type(preferred_element_type)
     act = get_activation(activation)
+    _args.check_precision(precision)
 
     dtype = _compute_dtype(inputs, kernel)
     acc_dtype, out_dtype = _precision_plan(dtype, preferred_element_type)

@@ -689,3 +689,45 @@ def test_messages_name_value_and_expectation_everywhere():
     # The common shape of every message: "<name>=<value> ...; expected ...".
     message = check(ValueError, lambda: ops.depthwise_conv(X2, K2, strides=(0, 1)))
     assert re.search(r"strides=\(0, 1\).*>= 1", message)
+
+
+def test_zero_input_channels():
+    check(
+        ValueError,
+        lambda: ops.depthwise_conv(X2[..., :0], K2[..., :0]),
+        "inputs",
+        "(2, 8, 8, 0)",
+        "at least one channel",
+    )
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda p: ops.depthwise_conv(X2, K2, precision=p),
+        lambda p: ops.pointwise_conv(X2, PW, precision=p),
+        lambda p: ops.conv(X2, np.zeros((3, 3, 4, 2), np.float32), precision=p),
+        lambda p: ops.separable_conv(X2, K2, PW, precision=p),
+    ],
+)
+def test_unknown_precision(fn):
+    check(ValueError, lambda: fn("bogus"), "precision='bogus'", "lax.Precision")
+
+
+@pytest.mark.parametrize("value", [X2.tolist(), "abc", 3.0])
+def test_inputs_that_are_not_arrays(value):
+    check(TypeError, lambda: ops.depthwise_conv(value, K2), "inputs is a", "array")
+
+
+def test_auto_avoids_materialising_huge_padding():
+    # 'SAME' with dilation 1e5 would pad an 8x8 input to ~2e5 x 2e5; 'auto' must
+    # pick the grouped convolution, which does not build the padded input.
+    import jax
+
+    from dwsep_jax import depthwise_impls
+
+    geom, m = ops.depthwise_geometry(X2, K2, dilation=100_000)
+    assert depthwise_impls.resolve_impl("auto", geom, m, X2, K2) == "lax"
+    geom, m = ops.depthwise_geometry(X2, K2)
+    if jax.default_backend() == "cpu":
+        assert depthwise_impls.resolve_impl("auto", geom, m, X2, K2) == "shift_vjp"
