@@ -95,6 +95,29 @@ def static_spatial_dims(num_spatial_dims: int | None, **per_axis: Any) -> int | 
     return n
 
 
+def check_numeric_fields(module: Any) -> None:
+    """Checks ``use_bias``, the dtype fields and ``precision`` of a conv module."""
+    if not isinstance(module.use_bias, bool):
+        raise TypeError(
+            f"use_bias={module.use_bias!r} of type {type(module.use_bias).__name__}; "
+            "expected True or False."
+        )
+    for name in ("dtype", "param_dtype", "preferred_element_type"):
+        value = getattr(module, name, None)
+        if value is None:
+            continue
+        try:
+            dtype = jnp.dtype(value)
+        except TypeError as err:
+            raise TypeError(f"{name}={value!r} is not a dtype.") from err
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(
+                f"{name}={value!r}; expected a floating-point dtype (bfloat16, "
+                "float16, float32 or float64)."
+            )
+    _args.check_precision(module.precision)
+
+
 def check_conv_fields(
     *,
     kernel_size: Any,
@@ -255,6 +278,7 @@ class DepthwiseConv(nn.Module):
     impl: str = "auto"
 
     def __post_init__(self) -> None:
+        check_numeric_fields(self)
         check_conv_fields(
             kernel_size=self.kernel_size,
             strides=self.strides,
@@ -331,6 +355,7 @@ class PointwiseConv(nn.Module):
     preferred_element_type: Any = None
 
     def __post_init__(self) -> None:
+        check_numeric_fields(self)
         _args.check_positive_int(self.features, "features")
         check_conv_fields(
             kernel_size=1,
@@ -420,6 +445,7 @@ class SeparableConv(nn.Module):
     impl: str = "auto"
 
     def __post_init__(self) -> None:
+        check_numeric_fields(self)
         _args.check_positive_int(self.features, "features")
         check_conv_fields(
             kernel_size=self.kernel_size,
@@ -515,6 +541,7 @@ class Conv(nn.Module):
     preferred_element_type: Any = None
 
     def __post_init__(self) -> None:
+        check_numeric_fields(self)
         _args.check_positive_int(self.features, "features")
         groups = _args.check_positive_int(
             self.feature_group_count, "feature_group_count"

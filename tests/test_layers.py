@@ -1,5 +1,7 @@
 """Linen modules against the NumPy references and PyTorch, plus every validation."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -374,3 +376,33 @@ def test_rank_inferred_from_any_per_axis_field():
     assert jax.eval_shape(
         layers.DepthwiseConv(kernel_size=3, strides=(2,)).apply, shapes, x
     ).shape == (1, 5, 3)
+
+
+@pytest.mark.parametrize(
+    "field,value,fragment",
+    [
+        ("use_bias", "no", "use_bias='no'"),
+        ("dtype", "bogus", "dtype='bogus'"),
+        ("dtype", jnp.int32, "floating-point"),
+        ("param_dtype", jnp.int8, "floating-point"),
+        ("precision", "bogus", "precision='bogus'"),
+    ],
+)
+def test_numeric_fields_checked_at_construction(field, value, fragment):
+    for cls, kwargs in (
+        (layers.DepthwiseConv2D, {"kernel_size": 3}),
+        (layers.SeparableConv2D, {"features": 4, "kernel_size": 3}),
+        (layers.PointwiseConv, {"features": 4}),
+        (layers.Conv2D, {"features": 4, "kernel_size": 3}),
+    ):
+        with pytest.raises((TypeError, ValueError), match=re.escape(fragment)):
+            cls(**kwargs, **{field: value})
+
+
+def test_model_rejects_unknown_impl_at_construction():
+    from dwsep_jax.models import build_model
+
+    with pytest.raises(ValueError, match="impl='fast'"):
+        build_model("mobilenet_v1_small", num_classes=10, impl="fast")
+    with pytest.raises(ValueError, match="impl=None"):
+        build_model("mobilenet_v2_small", num_classes=10, impl=None)

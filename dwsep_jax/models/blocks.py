@@ -44,6 +44,15 @@ def check_width_multiplier(width_multiplier: Any) -> float:
     return float(width_multiplier)
 
 
+def check_impl(impl: Any) -> str:
+    """Returns ``impl`` after checking it names a depthwise implementation."""
+    from dwsep_jax.depthwise_impls import IMPL_NAMES
+
+    if impl not in IMPL_NAMES:
+        raise ValueError(f"impl={impl!r}; expected one of {IMPL_NAMES}.")
+    return impl
+
+
 def check_dropout_rate(dropout_rate: Any) -> float:
     """Returns ``dropout_rate`` after checking it lies in ``[0, 1)``."""
     if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, (int, float)):

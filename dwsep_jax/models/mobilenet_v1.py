@@ -31,6 +31,7 @@ from dwsep_jax.models.blocks import (
     check_conv_type,
     check_dropout_rate,
     check_images,
+    check_impl,
     check_width_multiplier,
     scaled_channels,
 )
@@ -170,6 +171,7 @@ class MobileNetV1(nn.Module):
         _args.check_positive_int(self.stem_strides, "stem_strides")
         check_dropout_rate(self.dropout_rate)
         get_activation(self.activation, "activation")
+        check_impl(self.impl)
         scaled_channels(self.stem_features, self.width_multiplier, "the stem")
         for i, (features, strides) in enumerate(self.blocks):
             scaled_channels(features, self.width_multiplier, f"block {i}")

@@ -39,6 +39,7 @@ from dwsep_jax.models.blocks import (
     check_conv_type,
     check_dropout_rate,
     check_images,
+    check_impl,
     check_width_multiplier,
     make_divisible,
 )
@@ -180,6 +181,7 @@ class MobileNetV2(nn.Module):
         _args.check_positive_int(self.round_to, "round_to")
         check_dropout_rate(self.dropout_rate)
         get_activation(self.activation, "activation")
+        check_impl(self.impl)
         for i, stage in enumerate(self.stages):
             if len(stage) != 4:
                 raise ValueError(
