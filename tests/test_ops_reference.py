@@ -280,7 +280,8 @@ def test_check_grads_separable_with_activations(impl):
             jnp.asarray(rng.normal(size=s), jnp.float64)
             for s in [(1, 5, 5, 2), (3, 3, 1, 4), (4, 3), (3,)]
         ]
-        resolved = depthwise_impls.resolve_impl(impl, None, 1, None, None)
+        geom, m = ops.depthwise_geometry(args[0], args[1])
+        resolved = depthwise_impls.resolve_impl(impl, geom, m, args[0], args[1])
         check_grads(jax.jit(fn), args, order=2, modes=_modes(resolved))
 
 
