@@ -83,6 +83,8 @@ def _kernel_tuple(kernel_size: IntOrSeq, num_spatial: int | None) -> tuple:
                 "axes is unknown; give num_spatial or a per-axis tuple."
             )
         n = _args.check_positive_int(num_spatial, "num_spatial")
+        if n > 3:
+            raise ValueError(f"num_spatial={num_spatial!r}; expected 1, 2 or 3.")
         return _args.to_tuple(kernel_size, n, "kernel_size")
     if not isinstance(kernel_size, Sequence) or isinstance(kernel_size, str):
         raise TypeError(

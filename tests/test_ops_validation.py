@@ -731,3 +731,12 @@ def test_auto_avoids_materialising_huge_padding():
     geom, m = ops.depthwise_geometry(X2, K2)
     if jax.default_backend() == "cpu":
         assert depthwise_impls.resolve_impl("auto", geom, m, X2, K2) == "shift_vjp"
+
+
+def test_cost_helpers_reject_four_spatial_axes():
+    check(
+        ValueError,
+        lambda: cost.depthwise_cost((1, 8, 8, 8, 8, 3), 3, num_spatial=4),
+        "num_spatial=4",
+        "1, 2 or 3",
+    )
