@@ -22,14 +22,16 @@ loop over the output:
   kernel gradient is ``prod(K)`` separate reductions over ``N * prod(S')``, which
   XLA:CPU runs at about 1 GFLOP/s.
 * ``'shift_vjp'`` has a hand-written VJP. The input gradient is the transposed
-  conv (each tap's cotangent scattered back by an interior-padded ``lax.pad``,
-  all taps fused into one loop), and the kernel gradient is a single variadic
-  ``lax.reduce`` over the last spatial axis that produces all ``prod(K)`` taps
-  in one pass over the input and the cotangent, followed by a small sum. Every
-  backward function is itself a ``custom_vjp`` expressed through the other two,
-  so reverse mode nests to any order (``grad`` of ``grad``), and it works under
-  ``jit`` and ``vmap``. Forward mode (``jvp``, ``jacfwd``, ``hessian``) is not
-  available through a ``custom_vjp``: use ``impl='shift'`` or ``'lax'`` for it.
+  conv (stride 1: each tap's cotangent shifted back by an edge ``lax.pad``, all
+  taps fused into one loop; stride ``s > 1``: one such sum per phase of the input,
+  the ``prod(s)`` phases then interleaved), and the kernel gradient is a single
+  variadic ``lax.reduce`` over the last spatial axis that produces all ``prod(K)``
+  taps in one pass over the input and the cotangent, followed by a small sum.
+  Every backward function is itself a ``custom_vjp`` expressed through the other
+  two, so reverse mode nests to any order (``grad`` of ``grad``), and it works
+  under ``jit`` and ``vmap``. Forward mode (``jvp``, ``jacfwd``, ``hessian``) is
+  not available through a ``custom_vjp``: use ``impl='shift'`` or ``'lax'`` for
+  it.
 
 Half-precision inputs accumulate in float32 in both.
 
@@ -215,42 +217,127 @@ def _forward(x: jax.Array, kernel: jax.Array, spec: _Spec) -> jax.Array:
 def _input_grad(g: jax.Array, kernel: jax.Array, spec: _Spec) -> jax.Array:
     """Transposed conv: the gradient of ``<_forward(x, kernel), g>`` in ``x``.
 
-    Each tap's contribution ``sum_m g[..., c, m] * k[t, c, m]`` is placed back at
-    its input positions by one ``lax.pad`` (interior padding ``s - 1`` undoes the
-    stride, negative edge padding crops the zero padding of the forward pass);
-    XLA fuses the pads and the sum into one loop over the input.
+    With stride 1 each tap's contribution ``sum_m g[..., c, m] * k[t, c, m]`` is
+    placed back at its input positions by one edge ``lax.pad`` (negative padding
+    crops the zero padding of the forward pass); XLA fuses the pads and the sum
+    into one loop over the input. With a stride ``s > 1`` the input is split into
+    its ``prod(s)`` phases (positions ``a * s + r`` of the padded input for each
+    offset ``r``): the taps with ``t * d = r (mod s)`` land on phase ``r`` at
+    ``a = o + (t * d - r) / s``, so each phase is a stride-1 sum of shifted slices
+    of ``g``, and interleaving the phases gives the padded input's gradient.
+    This does ``prod(K)`` products per output position instead of scattering
+    every tap over the whole input through interior padding.
     """
+    if all(s == 1 for s in spec.strides):
+        return _input_grad_stride1(g, kernel, spec)
+    return _input_grad_phases(g, kernel, spec)
+
+
+def _tap_term(g: jax.Array, weight: jax.Array, spec: _Spec) -> jax.Array:
+    """``sum_m g[..., c, m] * weight[c, m]`` for grouped ``g``: drops the ``M`` axis."""
+    m_axis = 2 if spec.channels_first else g.ndim - 1
+    term = None
+    for j in range(spec.multiplier):
+        part = lax.index_in_dim(g, j, m_axis, keepdims=False) * lax.index_in_dim(
+            weight, j, 1, keepdims=False
+        )
+        term = part if term is None else term + part
+    return term
+
+
+def _input_grad_stride1(g: jax.Array, kernel: jax.Array, spec: _Spec) -> jax.Array:
     n = g.shape[0]
     m = spec.multiplier
     g = g.reshape(_grouped_shape(spec, n, spec.out_spatial, m)).astype(spec.acc_dtype)
     k = _tap_weights(kernel, spec)
-    m_axis = 2 if spec.channels_first else g.ndim - 1
     first = spec.spatial_axis
     zero = jnp.zeros((), spec.acc_dtype)
     acc = None
     for tap in spec.taps:
-        weight = k[tap]
-        term = None
-        for j in range(m):
-            part = lax.index_in_dim(g, j, m_axis, keepdims=False) * lax.index_in_dim(
-                weight, j, 1, keepdims=False
-            )
-            term = part if term is None else term + part
+        term = _tap_term(g, k[tap], spec)
         config = [(0, 0, 0)] * term.ndim
         for axis in range(spec.num_spatial):
             lo_pad, hi_pad = spec.pads[axis]
-            stride = spec.strides[axis]
             start = tap[axis] * spec.dilation[axis]
-            span = (spec.out_spatial[axis] - 1) * stride + 1
             padded = spec.in_spatial[axis] + lo_pad + hi_pad
             config[first + axis] = (
                 start - lo_pad,
-                padded - start - span - hi_pad,
-                stride - 1,
+                padded - start - spec.out_spatial[axis] - hi_pad,
+                0,
             )
         term = lax.pad(term, zero, config)
         acc = term if acc is None else acc + term
     return acc.astype(spec.x_dtype)
+
+
+def _input_grad_phases(g: jax.Array, kernel: jax.Array, spec: _Spec) -> jax.Array:
+    n = g.shape[0]
+    m = spec.multiplier
+    g = g.reshape(_grouped_shape(spec, n, spec.out_spatial, m)).astype(spec.acc_dtype)
+    k = _tap_weights(kernel, spec)
+    first = spec.spatial_axis
+    # Spatial axes of the grouped ``g`` (channels-first has ``(C, M)`` before them).
+    g_first = first + 1 if spec.channels_first else first
+    ns = spec.num_spatial
+    strides, dilation = spec.strides, spec.dilation
+    # Phase length per axis: enough phase positions to cover the input's span
+    # ``[lo, lo + size)`` of the padded axis.
+    lengths = [
+        -(-(lo + size) // s)
+        for (lo, _), size, s in zip(spec.pads, spec.in_spatial, strides)
+    ]
+    # Largest shift (t * d - r) / s over taps, per axis: low padding of ``g``.
+    shifts = [
+        (kk - 1) * d // s for kk, d, s in zip(spec.kernel_size, dilation, strides)
+    ]
+    zero = jnp.zeros((), spec.acc_dtype)
+    config = [(0, 0, 0)] * g.ndim
+    for axis in range(ns):
+        high = max(0, lengths[axis] - spec.out_spatial[axis])
+        config[g_first + axis] = (shifts[axis], high, 0)
+    gp = lax.pad(g, zero, config)
+    phase_shape = list(_grouped_shape(spec, n, lengths, 1))
+    del phase_shape[2 if spec.channels_first else -1]
+    phases = []
+    for phase in itertools.product(*(range(s) for s in strides)):
+        acc = None
+        for tap in spec.taps:
+            offsets = [t * d for t, d in zip(tap, dilation)]
+            if any(o % s != r for o, s, r in zip(offsets, strides, phase)):
+                continue
+            start = [0] * gp.ndim
+            limit = list(gp.shape)
+            for axis in range(ns):
+                shift = (offsets[axis] - phase[axis]) // strides[axis]
+                start[g_first + axis] = shifts[axis] - shift
+                limit[g_first + axis] = start[g_first + axis] + lengths[axis]
+            term = _tap_term(lax.slice(gp, start, limit), k[tap], spec)
+            acc = term if acc is None else acc + term
+        phases.append(jnp.zeros(phase_shape, spec.acc_dtype) if acc is None else acc)
+    # (prod(s), N, *A, C) -> (*s, N, *A, C) -> interleave each phase axis after
+    # its spatial axis -> (N, *(A * s), C), then crop the forward pass's padding.
+    stacked = jnp.stack(phases).reshape((*strides, *phase_shape))
+    perm = [ns]
+    if spec.channels_first:
+        perm.append(ns + 1)
+    for axis in range(ns):
+        perm += [ns + first + axis, axis]
+    if not spec.channels_first:
+        perm.append(ns + first + ns)
+    full = stacked.transpose(perm).reshape(
+        (
+            *phase_shape[:first],
+            *(a * s for a, s in zip(lengths, strides)),
+            *phase_shape[first + ns :],
+        )
+    )
+    start = [0] * full.ndim
+    limit = list(full.shape)
+    for axis in range(ns):
+        lo = spec.pads[axis][0]
+        start[first + axis] = lo
+        limit[first + axis] = lo + spec.in_spatial[axis]
+    return lax.slice(full, start, limit).astype(spec.x_dtype)
 
 
 def _kernel_grad(x: jax.Array, g: jax.Array, spec: _Spec) -> jax.Array:
