@@ -64,7 +64,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--config",
-        default=DEFAULT_SWEEP_CONFIG,
+        default=None,
         help=f"YAML config with a sweep section (default: {DEFAULT_SWEEP_CONFIG})",
     )
     p.add_argument("--out", default="runs/sweep", help="output folder")
@@ -144,17 +144,25 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resume_config(args: argparse.Namespace, out: Path) -> Path | None:
+    """The run folder's saved config, for ``--resume`` without ``--config``."""
+    saved = out / "config.yaml"
+    if args.resume and args.config is None and saved.is_file():
+        return saved
+    return None
+
+
 def run_compare(args: argparse.Namespace) -> int:
     from dwsep_jax import config as config_lib
     from dwsep_jax import report, train
 
-    path = args.config
-    if path is None and Path(DEFAULT_CONFIG).is_file():
-        path = DEFAULT_CONFIG
-    cfg = config_lib.load_config(path, args.overrides)
     out = Path(args.out)
     if args.resume and not out.is_dir():
         raise FileNotFoundError(f"cannot resume: run directory {out} does not exist.")
+    path = _resume_config(args, out)
+    if path is None and Path(DEFAULT_CONFIG).is_file():
+        path = DEFAULT_CONFIG
+    cfg = config_lib.load_config(path, args.overrides)
 
     results = train.compare(
         cfg,
@@ -173,10 +181,11 @@ def run_sweep(args: argparse.Namespace) -> int:
     from dwsep_jax import config as config_lib
     from dwsep_jax import report, train
 
-    cfg = config_lib.load_config(args.config, args.overrides)
     out = Path(args.out)
     if args.resume and not out.is_dir():
         raise FileNotFoundError(f"cannot resume: sweep directory {out} does not exist.")
+    path = _resume_config(args, out) or args.config or DEFAULT_SWEEP_CONFIG
+    cfg = config_lib.load_config(path, args.overrides)
 
     results = train.sweep(
         cfg,
@@ -236,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands["bench"] = run_bench
     try:
         return commands[args.command](args)
-    except (ValueError, TypeError, OSError) as err:
+    except (ValueError, TypeError, OSError, FloatingPointError) as err:
         print(f"dwsep-jax {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -633,13 +633,15 @@ def compare(
                 f"cannot resume: run directory {Path(workdir).absolute()} does not "
                 "exist."
             )
-    if workdir is not None:
-        if not (resume or overwrite):
-            for conv_type in cfg.compare.conv_types:
-                checkpoint_lib.check_free(Path(workdir) / conv_type / "checkpoints")
-        write_config(workdir, cfg)
+    if workdir is not None and not (resume or overwrite):
+        for conv_type in cfg.compare.conv_types:
+            checkpoint_lib.check_free(Path(workdir) / conv_type / "checkpoints")
     if dataset is None:
         dataset = load_dataset(cfg)
+    # Written only once the data loaded; a resumed run keeps the original file
+    # (its config is checked against the checkpoints instead).
+    if workdir is not None and not resume:
+        write_config(workdir, cfg)
     results = {}
     for conv_type in cfg.compare.conv_types:
         run_dir = None if workdir is None else Path(workdir) / conv_type
@@ -681,16 +683,16 @@ def sweep(
         raise CheckpointError(
             f"cannot resume: sweep directory {workdir} does not exist."
         )
-    if workdir is not None:
-        if not (resume or overwrite):
-            for alpha in widths:
-                for conv_type in cfg.compare.conv_types:
-                    checkpoint_lib.check_free(
-                        Path(workdir) / sweep_dirname(alpha) / conv_type / "checkpoints"
-                    )
-        write_config(workdir, cfg)
+    if workdir is not None and not (resume or overwrite):
+        for alpha in widths:
+            for conv_type in cfg.compare.conv_types:
+                checkpoint_lib.check_free(
+                    Path(workdir) / sweep_dirname(alpha) / conv_type / "checkpoints"
+                )
     if dataset is None:
         dataset = load_dataset(cfg)
+    if workdir is not None and not resume:
+        write_config(workdir, cfg)
     results = {}
     for alpha in widths:
         point = cfg.copy_and_resolve_references()

@@ -236,3 +236,16 @@ def test_override_beats_file_and_defaults_are_blamed_last(tmp_path):
     # data.std and data.mean disagree in length only after an override of mean.
     with pytest.raises(config.ConfigError, match="from the defaults"):
         config.load_config(None, ["data.mean=[0.1, 0.2, 0.3]"])
+
+
+@pytest.mark.parametrize(
+    "text,value", [("3e-4", 3e-4), ("1e6", 1e6), ("2.5E-3", 2.5e-3), ("0.01", 0.01)]
+)
+def test_scientific_notation_reads_as_float(tmp_path, text, value):
+    assert (
+        config.load_config(None, [f"train.learning_rate={text}"]).train.learning_rate
+        == value
+    )
+    path = tmp_path / "c.yaml"
+    path.write_text(f"train:\n  learning_rate: {text}\n")
+    assert config.load_config(path).train.learning_rate == value

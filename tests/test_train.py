@@ -99,6 +99,36 @@ def test_compare_cli_writes_results(tmp_path, monkeypatch, capsys, small_mnist):
     assert "already holds checkpoints" in capsys.readouterr().err
     assert (out / "separable" / "metrics.jsonl").read_text() == before
 
+    # --resume without --config/--set continues from the run's own config.yaml;
+    # a refused resume (changed config) leaves that file alone.
+    saved = (out / "config.yaml").read_text()
+    assert cli.main(["compare", "--out", str(out), "--no-progress", "--resume"]) == 0
+    code = cli.main(
+        ["compare", "--out", str(out), "--no-progress", "--resume"]
+        + ["--set", "train.epochs=2"]
+    )
+    assert code == 2
+    assert (out / "config.yaml").read_text() == saved
+
+
+def test_non_finite_loss_is_a_one_line_cli_error(
+    tmp_path, monkeypatch, capsys, small_mnist
+):
+    monkeypatch.setattr(train, "load_dataset", lambda cfg: small_mnist)
+    code = cli.main(
+        ["compare", "--out", str(tmp_path / "nan"), "--no-progress"]
+        + ["--set", "train.epochs=1", "--set", "model.width_multiplier=0.25"]
+        + [
+            "--set",
+            "train.learning_rate=1e6",
+            "--set",
+            "compare.conv_types=[separable]",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "error:" in err and "non-finite" in err and "Traceback" not in err
+
 
 def test_config_rejects_unknown_keys_and_types(tmp_path):
     with pytest.raises(config.ConfigError, match="train.epoch"):
