@@ -13,6 +13,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+from jax import lax
 
 from dwsep_jax import _args
 from dwsep_jax.activations import Activation, get_activation
@@ -136,6 +137,11 @@ def check_images(x: jax.Array, model: str) -> None:
     _args.check_floating(x, "inputs")
 
 
+def _save_reductions(primitive: Any, *_: Any, **__: Any) -> bool:
+    """Checkpoint policy: save sums (the batch statistics), recompute the rest."""
+    return primitive is lax.reduce_sum_p
+
+
 class ConvBN(nn.Module):
     """Convolution (standard, depthwise or pointwise), batch norm, activation.
 
@@ -198,7 +204,16 @@ class ConvBN(nn.Module):
                 dtype=self.dtype,
                 name="conv",
             )(x)
-        x = nn.BatchNorm(
+        # In training the batch norm is rematerialised in the backward pass from
+        # the convolution output, keeping only its reductions (the batch
+        # statistics): the normalised activations are then never written to
+        # memory for the backward pass, which recomputes them inside its fused
+        # loops. Same values and gradients; about 11% off the separable and 5% off
+        # the standard MNIST training step on CPU (docs/performance.md).
+        batch_norm = (
+            nn.remat(nn.BatchNorm, policy=_save_reductions) if train else nn.BatchNorm
+        )
+        x = batch_norm(
             use_running_average=not train,
             momentum=self.bn_momentum,
             epsilon=self.bn_epsilon,
