@@ -812,7 +812,7 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     for r in report["targets"]:
         lines.append(
-            f"| {r['target']} | {r['shape']} | {r['value']:.2f} | {r['goal']} "
+            f"| {r['target']} | {r['shape']} | {r['value']:.3f} | {r['goal']} "
             f"| {'yes' if r['met'] else '**no**'} | {r['detail']} |"
         )
     met = sum(r["met"] for r in report["targets"])

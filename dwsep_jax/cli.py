@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -245,6 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands["bench"] = run_bench
     try:
         return commands[args.command](args)
+    except BrokenPipeError:
+        # The reader of stdout went away (`... | head`): stop quietly, and keep
+        # the interpreter's final flush from failing on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, TypeError, OSError, FloatingPointError) as err:
         print(f"dwsep-jax {args.command}: error: {err}", file=sys.stderr)
         return 2
