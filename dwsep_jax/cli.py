@@ -20,29 +20,41 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ml_collections
 
 DEFAULT_CONFIG = "configs/mnist.yaml"
 DEFAULT_SWEEP_CONFIG = "configs/sweep_width.yaml"
 
 
-def _add_compare(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("compare", help="train separable vs standard and compare")
-    p.add_argument(
-        "--config",
-        default=None,
-        help=f"YAML config (default: {DEFAULT_CONFIG} if present, else built-in)",
-    )
-    p.add_argument("--out", default="runs/compare", help="output folder")
+def _add_run_flags(
+    p: argparse.ArgumentParser, config_help: str, out: str, set_example: str
+) -> None:
+    """Flags shared by the training commands: config, output, overrides, resume."""
+    p.add_argument("--config", default=None, help=config_help)
+    p.add_argument("--out", default=out, help="output folder")
     p.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.epochs=3 (repeatable)",
+        help=f"override a config value, e.g. --set {set_example} (repeatable)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_checkpoint_flags(p)
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="train separable vs standard and compare")
+    _add_run_flags(
+        p,
+        f"YAML config (default: {DEFAULT_CONFIG} if present, else built-in)",
+        "runs/compare",
+        "train.epochs=3",
+    )
 
 
 def _add_checkpoint_flags(p: argparse.ArgumentParser) -> None:
@@ -63,22 +75,12 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep", help="compare separable vs standard at every width multiplier"
     )
-    p.add_argument(
-        "--config",
-        default=None,
-        help=f"YAML config with a sweep section (default: {DEFAULT_SWEEP_CONFIG})",
+    _add_run_flags(
+        p,
+        f"YAML config with a sweep section (default: {DEFAULT_SWEEP_CONFIG})",
+        "runs/sweep",
+        "sweep.width_multipliers=[1,0.5]",
     )
-    p.add_argument("--out", default="runs/sweep", help="output folder")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set sweep.width_multipliers=[1,0.5]",
-    )
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    _add_checkpoint_flags(p)
 
 
 def _add_summary(sub: argparse._SubParsersAction) -> None:
@@ -145,25 +147,34 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resume_config(args: argparse.Namespace, out: Path) -> Path | None:
-    """The run folder's saved config, for ``--resume`` without ``--config``."""
+def _run_config(
+    args: argparse.Namespace, out: Path, default: str | None, what: str
+) -> ml_collections.ConfigDict:
+    """The config of a training command.
+
+    ``--config`` if given; with ``--resume`` and no ``--config``, the run
+    folder's saved ``config.yaml``; else ``default`` (``None``: built-in
+    defaults). ``--set`` overrides apply on top.
+    """
+    from dwsep_jax import config as config_lib
+
+    if args.resume and not out.is_dir():
+        raise FileNotFoundError(
+            f"cannot resume: {what} directory {out} does not exist."
+        )
+    path = args.config
     saved = out / "config.yaml"
-    if args.resume and args.config is None and saved.is_file():
-        return saved
-    return None
+    if path is None and args.resume and saved.is_file():
+        path = saved
+    return config_lib.load_config(path or default, args.overrides)
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from dwsep_jax import config as config_lib
     from dwsep_jax import report, train
 
     out = Path(args.out)
-    if args.resume and not out.is_dir():
-        raise FileNotFoundError(f"cannot resume: run directory {out} does not exist.")
-    path = _resume_config(args, out)
-    if path is None and Path(DEFAULT_CONFIG).is_file():
-        path = DEFAULT_CONFIG
-    cfg = config_lib.load_config(path, args.overrides)
+    default = DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None
+    cfg = _run_config(args, out, default, "run")
 
     results = train.compare(
         cfg,
@@ -179,14 +190,10 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from dwsep_jax import config as config_lib
     from dwsep_jax import report, train
 
     out = Path(args.out)
-    if args.resume and not out.is_dir():
-        raise FileNotFoundError(f"cannot resume: sweep directory {out} does not exist.")
-    path = _resume_config(args, out) or args.config or DEFAULT_SWEEP_CONFIG
-    cfg = config_lib.load_config(path, args.overrides)
+    cfg = _run_config(args, out, DEFAULT_SWEEP_CONFIG, "sweep")
 
     results = train.sweep(
         cfg,

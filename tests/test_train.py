@@ -139,3 +139,19 @@ def test_config_rejects_unknown_keys_and_types(tmp_path):
     path.write_text("model:\n  widht_multiplier: 0.5\n")
     with pytest.raises(config.ConfigError, match="model.widht_multiplier"):
         config.load_config(path)
+
+
+def test_compare_cli_uses_the_given_config_file(tmp_path, monkeypatch, small_mnist):
+    monkeypatch.setattr(train, "load_dataset", lambda cfg: small_mnist)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(
+        "train:\n  epochs: 1\nmodel:\n  width_multiplier: 0.25\n"
+        "compare:\n  conv_types: [separable]\n"
+    )
+    out = tmp_path / "run"
+    code = cli.main(
+        ["compare", "--config", str(path), "--out", str(out), "--no-progress"]
+    )
+    assert code == 0
+    saved = config.load_config(out / "config.yaml")
+    assert saved.train.epochs == 1 and saved.model.width_multiplier == 0.25
