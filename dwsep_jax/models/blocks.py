@@ -45,6 +45,21 @@ def check_width_multiplier(width_multiplier: Any) -> float:
     return float(width_multiplier)
 
 
+def check_classifier_fields(model: Any) -> None:
+    """Checks the fields every MobileNet classifier shares.
+
+    ``conv_type``, ``width_multiplier``, ``num_classes``, ``stem_strides``,
+    ``dropout_rate``, ``activation`` and ``impl``; each error names the field.
+    """
+    check_conv_type(model.conv_type)
+    check_width_multiplier(model.width_multiplier)
+    _args.check_positive_int(model.num_classes, "num_classes")
+    _args.check_positive_int(model.stem_strides, "stem_strides")
+    check_dropout_rate(model.dropout_rate)
+    get_activation(model.activation, "activation")
+    check_impl(model.impl)
+
+
 def check_impl(impl: Any) -> str:
     """Returns ``impl`` after checking it names a depthwise implementation."""
     from dwsep_jax.depthwise_impls import IMPL_NAMES

@@ -25,14 +25,11 @@ import jax
 import jax.numpy as jnp
 
 from dwsep_jax import _args
-from dwsep_jax.activations import Activation, get_activation
+from dwsep_jax.activations import Activation
 from dwsep_jax.models.blocks import (
     ConvBN,
-    check_conv_type,
-    check_dropout_rate,
+    check_classifier_fields,
     check_images,
-    check_impl,
-    check_width_multiplier,
     scaled_channels,
 )
 
@@ -165,13 +162,7 @@ class MobileNetV1(nn.Module):
     dtype: Any = None
 
     def __post_init__(self) -> None:
-        check_conv_type(self.conv_type)
-        check_width_multiplier(self.width_multiplier)
-        _args.check_positive_int(self.num_classes, "num_classes")
-        _args.check_positive_int(self.stem_strides, "stem_strides")
-        check_dropout_rate(self.dropout_rate)
-        get_activation(self.activation, "activation")
-        check_impl(self.impl)
+        check_classifier_fields(self)
         scaled_channels(self.stem_features, self.width_multiplier, "the stem")
         for i, (features, strides) in enumerate(self.blocks):
             scaled_channels(features, self.width_multiplier, f"block {i}")

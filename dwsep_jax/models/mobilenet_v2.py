@@ -33,14 +33,11 @@ import jax
 import jax.numpy as jnp
 
 from dwsep_jax import _args
-from dwsep_jax.activations import Activation, get_activation
+from dwsep_jax.activations import Activation
 from dwsep_jax.models.blocks import (
     ConvBN,
-    check_conv_type,
-    check_dropout_rate,
+    check_classifier_fields,
     check_images,
-    check_impl,
-    check_width_multiplier,
     make_divisible,
 )
 
@@ -174,14 +171,8 @@ class MobileNetV2(nn.Module):
     dtype: Any = None
 
     def __post_init__(self) -> None:
-        check_conv_type(self.conv_type)
-        check_width_multiplier(self.width_multiplier)
-        _args.check_positive_int(self.num_classes, "num_classes")
-        _args.check_positive_int(self.stem_strides, "stem_strides")
+        check_classifier_fields(self)
         _args.check_positive_int(self.round_to, "round_to")
-        check_dropout_rate(self.dropout_rate)
-        get_activation(self.activation, "activation")
-        check_impl(self.impl)
         for i, stage in enumerate(self.stages):
             if len(stage) != 4:
                 raise ValueError(
